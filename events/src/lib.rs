@@ -1,0 +1,20 @@
+//! Parley's event infrastructure: the envelope of every domain event, a codec
+//! with schema versions and upcasting, the event store port with its SQLite and
+//! in-memory adapters, and the projection runner that feeds read models.
+
+pub mod codec;
+pub mod envelope;
+pub mod memory;
+pub mod projection;
+pub mod sqlite;
+pub mod store;
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+
+
+pub use envelope::{NewEvent, RecordedEvent};
+
+
+
+pub use store::{AppendOutcome, EventStore, ExpectedVersion, StoreError};

@@ -1,1 +1,21 @@
-//! placeholder
+//! Parley's domain model: pure, deterministic, free of I/O.
+//!
+//! Each aggregate (contact, conversation, message, business number) is a
+//! state folded from its events (`State::evolve`) plus decision functions that
+//! take the current state and a command and return the new events, or a typed
+//! refusal. Time never comes from a clock here: every decision that depends on
+//! it takes `now` as an argument.
+
+pub mod contact;
+pub mod content;
+pub mod conversation;
+pub mod event;
+pub mod ids;
+pub mod message;
+pub mod number;
+pub mod optout;
+pub mod policy;
+pub mod status;
+pub mod window;
+
+pub use event::Event;

@@ -1,0 +1,186 @@
+//! The contact aggregate (SPEC 3.2): one per tenant and `wa_id`.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::event::{Event, OptSource};
+use crate::optout::{KeywordAction, Keywords};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptState {
+    OptedIn,
+    OptedOut {
+        at: DateTime<Utc>,
+        source: OptSource,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Contact {
+    pub exists: bool,
+    pub wa_id: String,
+    pub name: Option<String>,
+    pub opt: Option<OptState>,
+    /// Ordering key of the last opt change made by a message: (sent time,
+    /// message id). An older keyword message, redelivered or late, never
+    /// overrides a newer one.
+    last_keyword: Option<(DateTime<Utc>, Uuid)>,
+}
+
+impl Contact {
+    pub fn is_opted_out(&self) -> bool {
+        matches!(self.opt, Some(OptState::OptedOut { .. }))
+    }
+
+    pub fn opted_out_since(&self) -> Option<DateTime<Utc>> {
+        match self.opt {
+            Some(OptState::OptedOut { at, .. }) => Some(at),
+            _ => None,
+        }
+    }
+
+    pub fn evolve(mut self, event: &Event) -> Self {
+        match event {
+            Event::ContactCreated { wa_id, name, .. } => {
+                self.exists = true;
+                self.wa_id = wa_id.clone();
+                self.name = name.clone();
+                self.opt = Some(OptState::OptedIn);
+            }
+            Event::ContactRenamed { name, .. } => self.name = name.clone(),
+            Event::ContactOptedOut {
+                at,
+                source,
+                message_id,
+                ..
+            } => {
+                self.opt = Some(OptState::OptedOut {
+                    at: *at,
+                    source: *source,
+                });
+                if let Some(id) = message_id {
+                    self.last_keyword = Some((*at, *id));
+                }
+            }
+            Event::ContactOptedIn { at, message_id, .. } => {
+                self.opt = Some(OptState::OptedIn);
+                if let Some(id) = message_id {
+                    self.last_keyword = Some((*at, *id));
+                }
+            }
+            _ => {}
+        }
+        self
+    }
+
+    pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> Self {
+        events.into_iter().fold(Contact::default(), Contact::evolve)
+    }
+}
+
+/// An inbound message as the contact aggregate sees it.
+#[derive(Debug, Clone)]
+pub struct ObserveInbound<'a> {
+    pub wa_id: &'a str,
+    pub profile_name: Option<&'a str>,
+    pub message_id: Uuid,
+    pub sent_at: DateTime<Utc>,
+    pub text: Option<&'a str>,
+    pub keywords: &'a Keywords,
+}
+
+/// Creates the contact on first contact, follows profile name changes and
+/// applies opt-out / opt-in keywords.
+pub fn observe_inbound(state: &Contact, cmd: &ObserveInbound<'_>) -> Vec<Event> {
+    let mut events = Vec::new();
+    let name = cmd.profile_name.map(str::to_owned);
+    if !state.exists {
+        events.push(Event::ContactCreated {
+            wa_id: cmd.wa_id.to_owned(),
+            name: name.clone(),
+            at: cmd.sent_at,
+        });
+    } else if name.is_some() && name != state.name {
+        events.push(Event::ContactRenamed {
+            name,
+            at: cmd.sent_at,
+        });
+    }
+    let key = (cmd.sent_at, cmd.message_id);
+    let newer = state.last_keyword.is_none_or(|last| key > last);
+    if let (Some(action), true) = (cmd.text.and_then(|t| cmd.keywords.classify(t)), newer) {
+        let opted_out = state.is_opted_out();
+        match action {
+            KeywordAction::OptOut(keyword) if !opted_out => events.push(Event::ContactOptedOut {
+                at: cmd.sent_at,
+                source: OptSource::Keyword,
+                keyword: Some(keyword),
+                message_id: Some(cmd.message_id),
+            }),
+            KeywordAction::OptIn(keyword) if opted_out => events.push(Event::ContactOptedIn {
+                at: cmd.sent_at,
+                source: OptSource::Keyword,
+                keyword: Some(keyword),
+                message_id: Some(cmd.message_id),
+            }),
+            _ => {}
+        }
+    }
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_750_000_000 + s, 0).unwrap()
+    }
+
+    fn observe(state: &Contact, text: &str, at: i64, id: u128) -> (Contact, Vec<Event>) {
+        let keywords = Keywords::default();
+        let cmd = ObserveInbound {
+            wa_id: "16505551234",
+            profile_name: Some("Sheena"),
+            message_id: Uuid::from_u128(id),
+            sent_at: t(at),
+            text: Some(text),
+            keywords: &keywords,
+        };
+        let events = observe_inbound(state, &cmd);
+        let next = events.iter().fold(state.clone(), Contact::evolve);
+        (next, events)
+    }
+
+    #[test]
+    fn first_message_creates_and_stop_opts_out() {
+        let (c, ev) = observe(&Contact::default(), "hello", 0, 1);
+        assert_eq!(ev.len(), 1);
+        assert!(c.exists && !c.is_opted_out());
+        let (c, ev) = observe(&c, "STOP", 10, 2);
+        assert!(matches!(ev[0], Event::ContactOptedOut { .. }));
+        assert!(c.is_opted_out());
+        // A second STOP changes nothing.
+        let (c, ev) = observe(&c, "stop", 20, 3);
+        assert!(ev.is_empty() && c.is_opted_out());
+        let (c, _) = observe(&c, "START", 30, 4);
+        assert!(!c.is_opted_out());
+    }
+
+    #[test]
+    fn late_stop_does_not_override_newer_start() {
+        let (c, _) = observe(&Contact::default(), "STOP", 10, 1);
+        let (c, _) = observe(&c, "START", 20, 2);
+        let (c, ev) = observe(&c, "STOP", 10, 1);
+        assert!(ev.is_empty());
+        assert!(!c.is_opted_out());
+    }
+
+    #[test]
+    fn renames_only_on_change() {
+        let (c, _) = observe(&Contact::default(), "hi", 0, 1);
+        let (_, ev) = observe(&c, "hi again", 1, 2);
+        assert!(ev.is_empty());
+    }
+}

@@ -1,0 +1,257 @@
+//! Every domain event, named in the past tense (SPEC 3.8).
+//!
+//! One enum for all aggregates keeps the codec and the projections simple:
+//! each aggregate's `evolve` reads the variants that concern it. Fields that
+//! hold personal data (message content, previews, contact names) and secrets
+//! are plain values here; the application seals them with the vault before
+//! they are stored, so the stored schema never changes when a key is destroyed.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::status::DeliveryStatus;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum Event {
+    // ---- business numbers ----
+    NumberRegistered(NumberRegistered),
+
+    // ---- contacts ----
+    ContactCreated {
+        wa_id: String,
+        name: Option<String>,
+        at: DateTime<Utc>,
+    },
+    ContactRenamed {
+        name: Option<String>,
+        at: DateTime<Utc>,
+    },
+    ContactOptedOut {
+        at: DateTime<Utc>,
+        source: OptSource,
+        keyword: Option<String>,
+        message_id: Option<Uuid>,
+    },
+    ContactOptedIn {
+        at: DateTime<Utc>,
+        source: OptSource,
+        keyword: Option<String>,
+        message_id: Option<Uuid>,
+    },
+
+    // ---- conversations ----
+    ConversationOpened {
+        conversation_id: Uuid,
+        number_id: String,
+        wa_id: String,
+        origin: Direction,
+        at: DateTime<Utc>,
+    },
+    InboundMessageRecorded {
+        message_id: Uuid,
+        at: DateTime<Utc>,
+        window_closes_at: DateTime<Utc>,
+        preview: Preview,
+        contact_name: Option<String>,
+    },
+    OutboundMessageRecorded {
+        message_id: Uuid,
+        at: DateTime<Utc>,
+        preview: Preview,
+    },
+    ConversationWindowExpired {
+        closed_at: DateTime<Utc>,
+    },
+    ConversationResolved {
+        at: DateTime<Utc>,
+        by: String,
+    },
+    ConversationReopened {
+        at: DateTime<Utc>,
+    },
+
+    // ---- messages ----
+    MessageReceived(MessageReceived),
+    MessageQueued(MessageQueued),
+    MessageDispatchStarted {
+        attempt: u32,
+        at: DateTime<Utc>,
+    },
+    MessageAccepted {
+        wamid: String,
+        at: DateTime<Utc>,
+    },
+    MessageDispatchFailed {
+        attempt: u32,
+        at: DateTime<Utc>,
+        failure: Failure,
+        retry_at: DateTime<Utc>,
+    },
+    MessageDispatchUnconfirmed {
+        attempt: u32,
+        at: DateTime<Utc>,
+        detail: String,
+    },
+    MessageSent {
+        at: DateTime<Utc>,
+        pricing: Option<Pricing>,
+    },
+    MessageDelivered {
+        at: DateTime<Utc>,
+        pricing: Option<Pricing>,
+    },
+    MessageRead {
+        at: DateTime<Utc>,
+    },
+    MessagePlayed {
+        at: DateTime<Utc>,
+    },
+    MessageFailed {
+        at: DateTime<Utc>,
+        failure: Failure,
+    },
+}
+
+impl Event {
+    /// The event's type name as stored in the envelope.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::NumberRegistered(_) => "NumberRegistered",
+            Event::ContactCreated { .. } => "ContactCreated",
+            Event::ContactRenamed { .. } => "ContactRenamed",
+            Event::ContactOptedOut { .. } => "ContactOptedOut",
+            Event::ContactOptedIn { .. } => "ContactOptedIn",
+            Event::ConversationOpened { .. } => "ConversationOpened",
+            Event::InboundMessageRecorded { .. } => "InboundMessageRecorded",
+            Event::OutboundMessageRecorded { .. } => "OutboundMessageRecorded",
+            Event::ConversationWindowExpired { .. } => "ConversationWindowExpired",
+            Event::ConversationResolved { .. } => "ConversationResolved",
+            Event::ConversationReopened { .. } => "ConversationReopened",
+            Event::MessageReceived(_) => "MessageReceived",
+            Event::MessageQueued(_) => "MessageQueued",
+            Event::MessageDispatchStarted { .. } => "MessageDispatchStarted",
+            Event::MessageAccepted { .. } => "MessageAccepted",
+            Event::MessageDispatchFailed { .. } => "MessageDispatchFailed",
+            Event::MessageDispatchUnconfirmed { .. } => "MessageDispatchUnconfirmed",
+            Event::MessageSent { .. } => "MessageSent",
+            Event::MessageDelivered { .. } => "MessageDelivered",
+            Event::MessageRead { .. } => "MessageRead",
+            Event::MessagePlayed { .. } => "MessagePlayed",
+            Event::MessageFailed { .. } => "MessageFailed",
+        }
+    }
+
+    /// For a status event, the status it reports and when.
+    pub fn reported_status(&self) -> Option<(DeliveryStatus, DateTime<Utc>)> {
+        match self {
+            Event::MessageSent { at, .. } => Some((DeliveryStatus::Sent, *at)),
+            Event::MessageDelivered { at, .. } => Some((DeliveryStatus::Delivered, *at)),
+            Event::MessageRead { at } => Some((DeliveryStatus::Read, *at)),
+            Event::MessagePlayed { at } => Some((DeliveryStatus::Played, *at)),
+            Event::MessageFailed { at, .. } => Some((DeliveryStatus::Failed, *at)),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// Who or what changed a contact's opt-in state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptSource {
+    /// The contact sent a keyword.
+    Keyword,
+    /// An agent or system changed it through the API.
+    Api,
+    /// WhatsApp reported it (error 131050, user_preferences).
+    WhatsApp,
+}
+
+/// What a conversation list shows of a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preview {
+    pub message_id: Uuid,
+    pub direction: Direction,
+    pub kind: String,
+    /// The first characters of the text, when the message has text.
+    pub text: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// The `pricing` object of WhatsApp's status webhooks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pricing {
+    pub billable: Option<bool>,
+    pub pricing_model: Option<String>,
+    pub category: Option<String>,
+    pub pricing_type: Option<String>,
+}
+
+/// Why a send failed: WhatsApp's code where there is one, and Parley's kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub code: Option<i64>,
+    /// Stable internal kind, e.g. `throughput_limit`, `window_closed`.
+    pub kind: String,
+    pub title: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NumberRegistered {
+    pub tenant_id: String,
+    pub phone_number_id: String,
+    pub display_phone_number: String,
+    pub waba_id: String,
+    pub access_token: String,
+    pub app_secret: String,
+    pub verify_token: String,
+    pub throughput_per_second: u32,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageReceived {
+    pub message_id: Uuid,
+    pub conversation_id: Uuid,
+    pub number_id: String,
+    pub wa_id: String,
+    pub wamid: String,
+    pub kind: String,
+    /// The type-specific object of the webhook message, e.g. `{"body": "..."}`.
+    pub content: serde_json::Value,
+    pub context: Option<serde_json::Value>,
+    /// WhatsApp's timestamp: when the contact sent it.
+    pub sent_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageQueued {
+    pub message_id: Uuid,
+    pub conversation_id: Uuid,
+    pub number_id: String,
+    pub wa_id: String,
+    pub kind: String,
+    /// The type-specific object of the Cloud API send body.
+    pub content: serde_json::Value,
+    pub reply_to: Option<String>,
+    pub queued_at: DateTime<Utc>,
+}

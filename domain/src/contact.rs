@@ -9,10 +9,7 @@ use crate::optout::{KeywordAction, Keywords};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OptState {
     OptedIn,
-    OptedOut {
-        at: DateTime<Utc>,
-        source: OptSource,
-    },
+    OptedOut { at: DateTime<Utc>, source: OptSource },
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -48,16 +45,8 @@ impl Contact {
                 self.opt = Some(OptState::OptedIn);
             }
             Event::ContactRenamed { name, .. } => self.name = name.clone(),
-            Event::ContactOptedOut {
-                at,
-                source,
-                message_id,
-                ..
-            } => {
-                self.opt = Some(OptState::OptedOut {
-                    at: *at,
-                    source: *source,
-                });
+            Event::ContactOptedOut { at, source, message_id, .. } => {
+                self.opt = Some(OptState::OptedOut { at: *at, source: *source });
                 if let Some(id) = message_id {
                     self.last_keyword = Some((*at, *id));
                 }
@@ -95,16 +84,9 @@ pub fn observe_inbound(state: &Contact, cmd: &ObserveInbound<'_>) -> Vec<Event> 
     let mut events = Vec::new();
     let name = cmd.profile_name.map(str::to_owned);
     if !state.exists {
-        events.push(Event::ContactCreated {
-            wa_id: cmd.wa_id.to_owned(),
-            name: name.clone(),
-            at: cmd.sent_at,
-        });
+        events.push(Event::ContactCreated { wa_id: cmd.wa_id.to_owned(), name: name.clone(), at: cmd.sent_at });
     } else if name.is_some() && name != state.name {
-        events.push(Event::ContactRenamed {
-            name,
-            at: cmd.sent_at,
-        });
+        events.push(Event::ContactRenamed { name, at: cmd.sent_at });
     }
     let key = (cmd.sent_at, cmd.message_id);
     let newer = state.last_keyword.is_none_or(|last| key > last);

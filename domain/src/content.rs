@@ -38,10 +38,7 @@ pub struct ContentError {
 }
 
 fn err(field: impl Into<String>, message: impl Into<String>) -> ContentError {
-    ContentError {
-        field: field.into(),
-        message: message.into(),
-    }
+    ContentError { field: field.into(), message: message.into() }
 }
 
 /// Whether a message of this kind is a template (allowed outside the window).
@@ -51,9 +48,7 @@ pub fn is_template(kind: &str) -> bool {
 
 /// Checks outbound `content` (the object under the Cloud API's `type` key).
 pub fn validate_outbound(kind: &str, content: &Value) -> Result<(), ContentError> {
-    let obj = content
-        .as_object()
-        .ok_or_else(|| err(kind, "must be an object"))?;
+    let obj = content.as_object().ok_or_else(|| err(kind, "must be an object"))?;
     let allowed: &[&str] = match kind {
         "text" => &["body", "preview_url"],
         "template" => &["name", "language", "components"],
@@ -81,25 +76,15 @@ pub fn validate_outbound(kind: &str, content: &Value) -> Result<(), ContentError
             required_str(content, kind, "message_id")?;
             match content.get("emoji") {
                 Some(Value::String(_)) => Ok(()),
-                _ => Err(err(
-                    "reaction.emoji",
-                    "must be a string (empty removes the reaction)",
-                )),
+                _ => Err(err("reaction.emoji", "must be a string (empty removes the reaction)")),
             }
         }
         "location" => {
             let lat = content.get("latitude").and_then(Value::as_f64);
             let lon = content.get("longitude").and_then(Value::as_f64);
             match (lat, lon) {
-                (Some(lat), Some(lon))
-                    if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) =>
-                {
-                    Ok(())
-                }
-                _ => Err(err(
-                    "location",
-                    "latitude (-90..90) and longitude (-180..180) are required numbers",
-                )),
+                (Some(lat), Some(lon)) if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) => Ok(()),
+                _ => Err(err("location", "latitude (-90..90) and longitude (-180..180) are required numbers")),
             }
         }
         _ => Ok(()),
@@ -107,21 +92,16 @@ pub fn validate_outbound(kind: &str, content: &Value) -> Result<(), ContentError
 }
 
 fn required_str<'a>(content: &'a Value, kind: &str, field: &str) -> Result<&'a str, ContentError> {
-    content.get(field).and_then(Value::as_str).ok_or_else(|| {
-        err(
-            format!("{kind}.{field}"),
-            "is required and must be a string",
-        )
-    })
+    content
+        .get(field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| err(format!("{kind}.{field}"), "is required and must be a string"))
 }
 
 fn check_len(s: &str, min: usize, max: usize, field: &str) -> Result<(), ContentError> {
     let n = s.chars().count();
     if n < min || n > max {
-        return Err(err(
-            field,
-            format!("must be {min} to {max} characters, got {n}"),
-        ));
+        return Err(err(field, format!("must be {min} to {max} characters, got {n}")));
     }
     Ok(())
 }
@@ -130,16 +110,11 @@ fn validate_template(content: &Value) -> Result<(), ContentError> {
     let name = required_str(content, "template", "name")?;
     if name.is_empty()
         || name.len() > 512
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     {
         return Err(err("template.name", "must match ^[a-z0-9_]{1,512}$"));
     }
-    let code = content
-        .get("language")
-        .and_then(|l| l.get("code"))
-        .and_then(Value::as_str);
+    let code = content.get("language").and_then(|l| l.get("code")).and_then(Value::as_str);
     if code.is_none_or(str::is_empty) {
         return Err(err("template.language.code", "is required"));
     }
@@ -162,34 +137,23 @@ fn validate_media(kind: &str, content: &Value) -> Result<(), ContentError> {
         _ => {}
     }
     if let Some(caption) = content.get("caption") {
-        let caption = caption
-            .as_str()
-            .ok_or_else(|| err(format!("{kind}.caption"), "must be a string"))?;
+        let caption = caption.as_str().ok_or_else(|| err(format!("{kind}.caption"), "must be a string"))?;
         check_len(caption, 0, CAPTION_MAX_CHARS, &format!("{kind}.caption"))?;
     }
     Ok(())
 }
 
 fn validate_interactive(content: &Value) -> Result<(), ContentError> {
-    let body = content
-        .get("body")
-        .and_then(|b| b.get("text"))
-        .and_then(Value::as_str);
+    let body = content.get("body").and_then(|b| b.get("text")).and_then(Value::as_str);
     let body = body.ok_or_else(|| err("interactive.body.text", "is required"))?;
     check_len(body, 1, INTERACTIVE_BODY_MAX_CHARS, "interactive.body.text")?;
-    let action = content
-        .get("action")
-        .ok_or_else(|| err("interactive.action", "is required"))?;
+    let action = content.get("action").ok_or_else(|| err("interactive.action", "is required"))?;
     match content.get("type").and_then(Value::as_str) {
         Some("button") => {
             let buttons = action.get("buttons").and_then(Value::as_array);
-            let buttons =
-                buttons.ok_or_else(|| err("interactive.action.buttons", "is required"))?;
+            let buttons = buttons.ok_or_else(|| err("interactive.action.buttons", "is required"))?;
             if buttons.is_empty() || buttons.len() > REPLY_BUTTONS_MAX {
-                return Err(err(
-                    "interactive.action.buttons",
-                    format!("must hold 1 to {REPLY_BUTTONS_MAX} buttons"),
-                ));
+                return Err(err("interactive.action.buttons", format!("must hold 1 to {REPLY_BUTTONS_MAX} buttons")));
             }
             for (i, b) in buttons.iter().enumerate() {
                 let reply = b.get("reply");
@@ -204,13 +168,9 @@ fn validate_interactive(content: &Value) -> Result<(), ContentError> {
         }
         Some("list") => {
             let sections = action.get("sections").and_then(Value::as_array);
-            let sections =
-                sections.ok_or_else(|| err("interactive.action.sections", "is required"))?;
+            let sections = sections.ok_or_else(|| err("interactive.action.sections", "is required"))?;
             if sections.is_empty() || sections.len() > LIST_SECTIONS_MAX {
-                return Err(err(
-                    "interactive.action.sections",
-                    format!("must hold 1 to {LIST_SECTIONS_MAX} sections"),
-                ));
+                return Err(err("interactive.action.sections", format!("must hold 1 to {LIST_SECTIONS_MAX} sections")));
             }
             action
                 .get("button")
@@ -218,12 +178,7 @@ fn validate_interactive(content: &Value) -> Result<(), ContentError> {
                 .ok_or_else(|| err("interactive.action.button", "is required"))?;
             for (s, section) in sections.iter().enumerate() {
                 let rows = section.get("rows").and_then(Value::as_array);
-                let rows = rows.ok_or_else(|| {
-                    err(
-                        format!("interactive.action.sections[{s}].rows"),
-                        "is required",
-                    )
-                })?;
+                let rows = rows.ok_or_else(|| err(format!("interactive.action.sections[{s}].rows"), "is required"))?;
                 for (r, row) in rows.iter().enumerate() {
                     let field = format!("interactive.action.sections[{s}].rows[{r}]");
                     let id = row
@@ -232,19 +187,11 @@ fn validate_interactive(content: &Value) -> Result<(), ContentError> {
                         .ok_or_else(|| err(format!("{field}.id"), "is required"))?;
                     check_len(id, 1, ROW_ID_MAX_CHARS, &format!("{field}.id"))?;
                     let title = row.get("title").and_then(Value::as_str);
-                    let title =
-                        title.ok_or_else(|| err(format!("{field}.title"), "is required"))?;
+                    let title = title.ok_or_else(|| err(format!("{field}.title"), "is required"))?;
                     check_len(title, 1, ROW_TITLE_MAX_CHARS, &format!("{field}.title"))?;
                     if let Some(d) = row.get("description") {
-                        let d = d.as_str().ok_or_else(|| {
-                            err(format!("{field}.description"), "must be a string")
-                        })?;
-                        check_len(
-                            d,
-                            0,
-                            ROW_DESCRIPTION_MAX_CHARS,
-                            &format!("{field}.description"),
-                        )?;
+                        let d = d.as_str().ok_or_else(|| err(format!("{field}.description"), "must be a string"))?;
+                        check_len(d, 0, ROW_DESCRIPTION_MAX_CHARS, &format!("{field}.description"))?;
                     }
                 }
             }
@@ -257,10 +204,7 @@ fn validate_interactive(content: &Value) -> Result<(), ContentError> {
 fn validate_contacts(content: &Value) -> Result<(), ContentError> {
     match content.as_array() {
         Some(list) if !list.is_empty() && list.iter().all(|c| c.get("name").is_some()) => Ok(()),
-        _ => Err(err(
-            "contacts",
-            "must be a non-empty array of contacts, each with a name",
-        )),
+        _ => Err(err("contacts", "must be a non-empty array of contacts, each with a name")),
     }
 }
 
@@ -302,10 +246,7 @@ mod tests {
     #[test]
     fn media_needs_exactly_one_source() {
         assert!(validate_outbound("image", &json!({"link": "https://x.test/a.png"})).is_ok());
-        assert!(
-            validate_outbound("image", &json!({"id": "1", "link": "https://x.test/a.png"}))
-                .is_err()
-        );
+        assert!(validate_outbound("image", &json!({"id": "1", "link": "https://x.test/a.png"})).is_err());
         assert!(validate_outbound("image", &json!({})).is_err());
         assert!(validate_outbound("document", &json!({"link": "ftp://x"})).is_err());
     }
@@ -318,9 +259,8 @@ mod tests {
         let long_title = json!({"type": "button", "body": {"text": "Pick"}, "action": {"buttons": [
             {"type": "reply", "reply": {"id": "a", "title": "x".repeat(21)}}]}});
         assert!(validate_outbound("interactive", &long_title).is_err());
-        let four: Vec<_> = (0..4)
-            .map(|i| json!({"type": "reply", "reply": {"id": i.to_string(), "title": "t"}}))
-            .collect();
+        let four: Vec<_> =
+            (0..4).map(|i| json!({"type": "reply", "reply": {"id": i.to_string(), "title": "t"}})).collect();
         assert!(validate_outbound(
             "interactive",
             &json!({"type": "button", "body": {"text": "P"}, "action": {"buttons": four}})
@@ -333,20 +273,10 @@ mod tests {
 
     #[test]
     fn template_and_reaction_shapes() {
-        assert!(validate_outbound(
-            "template",
-            &json!({"name": "order_update", "language": {"code": "en_US"}})
-        )
-        .is_ok());
-        assert!(validate_outbound(
-            "template",
-            &json!({"name": "Bad-Name", "language": {"code": "en"}})
-        )
-        .is_err());
+        assert!(validate_outbound("template", &json!({"name": "order_update", "language": {"code": "en_US"}})).is_ok());
+        assert!(validate_outbound("template", &json!({"name": "Bad-Name", "language": {"code": "en"}})).is_err());
         assert!(validate_outbound("template", &json!({"name": "ok"})).is_err());
-        assert!(
-            validate_outbound("reaction", &json!({"message_id": "wamid.X", "emoji": ""})).is_ok()
-        );
+        assert!(validate_outbound("reaction", &json!({"message_id": "wamid.X", "emoji": ""})).is_ok());
         assert!(validate_outbound("sms", &json!({})).is_err());
     }
 

@@ -48,36 +48,22 @@ impl Conversation {
 
     pub fn evolve(mut self, event: &Event) -> Self {
         match event {
-            Event::ConversationOpened {
-                conversation_id,
-                number_id,
-                wa_id,
-                ..
-            } => {
+            Event::ConversationOpened { conversation_id, number_id, wa_id, .. } => {
                 self.id = Some(*conversation_id);
                 self.number_id = number_id.clone();
                 self.wa_id = wa_id.clone();
                 self.state = Some(ConversationState::Open);
             }
-            Event::InboundMessageRecorded {
-                message_id,
-                at,
-                window_closes_at,
-                ..
-            } => {
+            Event::InboundMessageRecorded { message_id, at, window_closes_at, .. } => {
                 self.last_inbound_at = Some(self.last_inbound_at.map_or(*at, |l| l.max(*at)));
-                self.window_closes_at = Some(
-                    self.window_closes_at
-                        .map_or(*window_closes_at, |w| w.max(*window_closes_at)),
-                );
+                self.window_closes_at =
+                    Some(self.window_closes_at.map_or(*window_closes_at, |w| w.max(*window_closes_at)));
                 if self.recent_inbound.len() == RECENT_INBOUND {
                     self.recent_inbound.pop_front();
                 }
                 self.recent_inbound.push_back(*message_id);
             }
-            Event::ConversationWindowExpired { closed_at } => {
-                self.expired_window = Some(*closed_at)
-            }
+            Event::ConversationWindowExpired { closed_at } => self.expired_window = Some(*closed_at),
             Event::ConversationResolved { .. } => self.state = Some(ConversationState::Resolved),
             Event::ConversationReopened { .. } => self.state = Some(ConversationState::Open),
             _ => {}
@@ -86,9 +72,7 @@ impl Conversation {
     }
 
     pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> Self {
-        events
-            .into_iter()
-            .fold(Conversation::default(), Conversation::evolve)
+        events.into_iter().fold(Conversation::default(), Conversation::evolve)
     }
 }
 
@@ -111,15 +95,7 @@ pub fn record_inbound(state: &Conversation, cmd: RecordInbound, now: DateTime<Ut
         return Vec::new();
     }
     let mut events = Vec::new();
-    open_or_reopen(
-        state,
-        &cmd.conversation_id,
-        &cmd.number_id,
-        &cmd.wa_id,
-        Direction::Inbound,
-        now,
-        &mut events,
-    );
+    open_or_reopen(state, &cmd.conversation_id, &cmd.number_id, &cmd.wa_id, Direction::Inbound, now, &mut events);
     // A timestamp from the future (clock skew) must not stretch the window.
     let sent_at = cmd.sent_at.min(now);
     events.push(Event::InboundMessageRecorded {
@@ -142,28 +118,12 @@ pub struct RecordOutbound {
 
 /// Records an outbound message queued in this conversation, opening it if the
 /// business starts it.
-pub fn record_outbound(
-    state: &Conversation,
-    cmd: RecordOutbound,
-    now: DateTime<Utc>,
-) -> Vec<Event> {
+pub fn record_outbound(state: &Conversation, cmd: RecordOutbound, now: DateTime<Utc>) -> Vec<Event> {
     let mut events = Vec::new();
     if !state.exists() {
-        open_or_reopen(
-            state,
-            &cmd.conversation_id,
-            &cmd.number_id,
-            &cmd.wa_id,
-            Direction::Outbound,
-            now,
-            &mut events,
-        );
+        open_or_reopen(state, &cmd.conversation_id, &cmd.number_id, &cmd.wa_id, Direction::Outbound, now, &mut events);
     }
-    events.push(Event::OutboundMessageRecorded {
-        message_id: cmd.preview.message_id,
-        at: now,
-        preview: cmd.preview,
-    });
+    events.push(Event::OutboundMessageRecorded { message_id: cmd.preview.message_id, at: now, preview: cmd.preview });
     events
 }
 
@@ -244,20 +204,14 @@ mod tests {
 
     #[test]
     fn late_older_message_does_not_shrink_window() {
-        let s = apply(
-            Conversation::default(),
-            &record_inbound(&Conversation::default(), inbound(2, 100), t(100)),
-        );
+        let s = apply(Conversation::default(), &record_inbound(&Conversation::default(), inbound(2, 100), t(100)));
         let s = apply(s.clone(), &record_inbound(&s, inbound(1, 0), t(101)));
         assert_eq!(s.window_closes_at, Some(t(100) + Duration::hours(24)));
     }
 
     #[test]
     fn window_expiry_is_emitted_once() {
-        let s = apply(
-            Conversation::default(),
-            &record_inbound(&Conversation::default(), inbound(1, 0), t(0)),
-        );
+        let s = apply(Conversation::default(), &record_inbound(&Conversation::default(), inbound(1, 0), t(0)));
         assert!(expire_window(&s, t(10)).is_empty());
         let later = t(0) + Duration::hours(25);
         let ev = expire_window(&s, later);

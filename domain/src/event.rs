@@ -112,6 +112,14 @@ pub enum Event {
         at: DateTime<Utc>,
         failure: Failure,
     },
+
+    // ---- wamid links ----
+    WamidAssigned {
+        message_id: Uuid,
+    },
+    StatusParked {
+        report: ParkedStatus,
+    },
 }
 
 impl Event {
@@ -140,6 +148,8 @@ impl Event {
             Event::MessageRead { .. } => "MessageRead",
             Event::MessagePlayed { .. } => "MessagePlayed",
             Event::MessageFailed { .. } => "MessageFailed",
+            Event::WamidAssigned { .. } => "WamidAssigned",
+            Event::StatusParked { .. } => "StatusParked",
         }
     }
 
@@ -254,4 +264,32 @@ pub struct MessageQueued {
     pub content: serde_json::Value,
     pub reply_to: Option<String>,
     pub queued_at: DateTime<Utc>,
+}
+
+/// A status that arrived before Parley could match its wamid to a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParkedStatus {
+    pub wamid: String,
+    pub status: DeliveryStatus,
+    pub at: DateTime<Utc>,
+    pub pricing: Option<Pricing>,
+    pub failure: Option<Failure>,
+}
+
+impl From<crate::message::StatusReport> for ParkedStatus {
+    fn from(r: crate::message::StatusReport) -> Self {
+        ParkedStatus { wamid: r.wamid, status: r.status, at: r.at, pricing: r.pricing, failure: r.failure }
+    }
+}
+
+impl From<ParkedStatus> for crate::message::StatusReport {
+    fn from(p: ParkedStatus) -> Self {
+        crate::message::StatusReport {
+            wamid: p.wamid,
+            status: p.status,
+            at: p.at,
+            pricing: p.pricing,
+            failure: p.failure,
+        }
+    }
 }

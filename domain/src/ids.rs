@@ -9,24 +9,17 @@
 use uuid::Uuid;
 
 /// Namespace for Parley's name-based ids.
-const NAMESPACE: Uuid = Uuid::from_bytes([
-    0x6f, 0x1c, 0x52, 0x0e, 0x3b, 0x8a, 0x4d, 0x1f, 0x9a, 0x47, 0x2d, 0x5e, 0x81, 0x0c, 0x77, 0x3a,
-]);
+const NAMESPACE: Uuid =
+    Uuid::from_bytes([0x6f, 0x1c, 0x52, 0x0e, 0x3b, 0x8a, 0x4d, 0x1f, 0x9a, 0x47, 0x2d, 0x5e, 0x81, 0x0c, 0x77, 0x3a]);
 
 /// The conversation between a tenant's business number and a contact.
 pub fn conversation_id(tenant_id: &str, phone_number_id: &str, wa_id: &str) -> Uuid {
-    Uuid::new_v5(
-        &NAMESPACE,
-        format!("conversation\n{tenant_id}\n{phone_number_id}\n{wa_id}").as_bytes(),
-    )
+    Uuid::new_v5(&NAMESPACE, format!("conversation\n{tenant_id}\n{phone_number_id}\n{wa_id}").as_bytes())
 }
 
 /// The message id of an inbound message: the same wamid always maps to the same id.
 pub fn inbound_message_id(tenant_id: &str, wamid: &str) -> Uuid {
-    Uuid::new_v5(
-        &NAMESPACE,
-        format!("inbound\n{tenant_id}\n{wamid}").as_bytes(),
-    )
+    Uuid::new_v5(&NAMESPACE, format!("inbound\n{tenant_id}\n{wamid}").as_bytes())
 }
 
 pub fn message_stream(tenant_id: &str, message_id: Uuid) -> String {
@@ -59,18 +52,9 @@ mod tests {
 
     #[test]
     fn name_based_ids_are_stable_and_tenant_scoped() {
-        assert_eq!(
-            inbound_message_id("t1", "wamid.A"),
-            inbound_message_id("t1", "wamid.A")
-        );
-        assert_ne!(
-            inbound_message_id("t1", "wamid.A"),
-            inbound_message_id("t2", "wamid.A")
-        );
-        assert_ne!(
-            conversation_id("t1", "n", "c"),
-            conversation_id("t1", "n", "d")
-        );
+        assert_eq!(inbound_message_id("t1", "wamid.A"), inbound_message_id("t1", "wamid.A"));
+        assert_ne!(inbound_message_id("t1", "wamid.A"), inbound_message_id("t2", "wamid.A"));
+        assert_ne!(conversation_id("t1", "n", "c"), conversation_id("t1", "n", "d"));
         assert!(contact_stream("t1", "1650").starts_with("t1/"));
     }
 }

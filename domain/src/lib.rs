@@ -16,6 +16,7 @@ pub mod number;
 pub mod optout;
 pub mod policy;
 pub mod status;
+pub mod wamid;
 pub mod window;
 
 pub use event::Event;

@@ -97,28 +97,17 @@ impl Message {
                 self.kind = e.kind.clone();
             }
             Event::MessageDispatchStarted { attempt, at } => {
-                self.dispatch = Dispatch::InFlight {
-                    attempt: *attempt,
-                    since: *at,
-                };
+                self.dispatch = Dispatch::InFlight { attempt: *attempt, since: *at };
             }
             Event::MessageAccepted { wamid, .. } => {
                 self.wamid = Some(wamid.clone());
                 self.dispatch = Dispatch::Accepted;
             }
-            Event::MessageDispatchFailed {
-                attempt, retry_at, ..
-            } => {
-                self.dispatch = Dispatch::RetryScheduled {
-                    attempt: *attempt,
-                    retry_at: *retry_at,
-                };
+            Event::MessageDispatchFailed { attempt, retry_at, .. } => {
+                self.dispatch = Dispatch::RetryScheduled { attempt: *attempt, retry_at: *retry_at };
             }
             Event::MessageDispatchUnconfirmed { attempt, at, .. } => {
-                self.dispatch = Dispatch::Unconfirmed {
-                    attempt: *attempt,
-                    since: *at,
-                };
+                self.dispatch = Dispatch::Unconfirmed { attempt: *attempt, since: *at };
             }
             Event::MessageFailed { failure, .. } => {
                 self.reported.insert(DeliveryStatus::Failed);
@@ -182,17 +171,11 @@ pub fn start_dispatch(state: &Message, now: DateTime<Utc>) -> Result<Vec<Event>,
         Dispatch::InFlight { attempt, .. } | Dispatch::Unconfirmed { attempt, .. } => {
             Err(DispatchSkip::OutcomeUnknown { attempt })
         }
-        Dispatch::RetryScheduled { retry_at, .. } if now < retry_at => {
-            Err(DispatchSkip::NotDue { retry_at })
+        Dispatch::RetryScheduled { retry_at, .. } if now < retry_at => Err(DispatchSkip::NotDue { retry_at }),
+        Dispatch::RetryScheduled { attempt, .. } => {
+            Ok(vec![Event::MessageDispatchStarted { attempt: attempt + 1, at: now }])
         }
-        Dispatch::RetryScheduled { attempt, .. } => Ok(vec![Event::MessageDispatchStarted {
-            attempt: attempt + 1,
-            at: now,
-        }]),
-        Dispatch::NotStarted => Ok(vec![Event::MessageDispatchStarted {
-            attempt: 1,
-            at: now,
-        }]),
+        Dispatch::NotStarted => Ok(vec![Event::MessageDispatchStarted { attempt: 1, at: now }]),
     }
 }
 
@@ -201,10 +184,7 @@ pub fn record_accepted(state: &Message, wamid: &str, now: DateTime<Utc>) -> Vec<
     if state.wamid.is_some() || !state.is_outbound() {
         return Vec::new();
     }
-    vec![Event::MessageAccepted {
-        wamid: wamid.to_owned(),
-        at: now,
-    }]
+    vec![Event::MessageAccepted { wamid: wamid.to_owned(), at: now }]
 }
 
 /// WhatsApp refused the attempt. `retry_at` is when a retry may go out, for
@@ -223,12 +203,7 @@ pub fn record_dispatch_failure(
     }
     match retry_at {
         Some(retry_at) if attempt < max_attempts => {
-            vec![Event::MessageDispatchFailed {
-                attempt,
-                at: now,
-                failure,
-                retry_at,
-            }]
+            vec![Event::MessageDispatchFailed { attempt, at: now, failure, retry_at }]
         }
         _ => vec![Event::MessageFailed { at: now, failure }],
     }
@@ -236,19 +211,10 @@ pub fn record_dispatch_failure(
 
 /// The attempt's outcome is unknown (timeout after the request was written,
 /// or found in flight after a crash).
-pub fn record_unconfirmed(
-    state: &Message,
-    attempt: u32,
-    detail: &str,
-    now: DateTime<Utc>,
-) -> Vec<Event> {
+pub fn record_unconfirmed(state: &Message, attempt: u32, detail: &str, now: DateTime<Utc>) -> Vec<Event> {
     match state.dispatch {
         Dispatch::InFlight { attempt: a, .. } if a == attempt => {
-            vec![Event::MessageDispatchUnconfirmed {
-                attempt,
-                at: now,
-                detail: detail.to_owned(),
-            }]
+            vec![Event::MessageDispatchUnconfirmed { attempt, at: now, detail: detail.to_owned() }]
         }
         _ => Vec::new(),
     }
@@ -264,10 +230,7 @@ pub fn settle_unconfirmed(state: &Message, grace: Duration, now: DateTime<Utc>) 
                     code: None,
                     kind: "delivery_unconfirmed".into(),
                     title: Some("No confirmation from WhatsApp".into()),
-                    detail: Some(
-                        "the send's outcome is unknown and WhatsApp reported no status for it"
-                            .into(),
-                    ),
+                    detail: Some("the send's outcome is unknown and WhatsApp reported no status for it".into()),
                 },
             }]
         }
@@ -295,10 +258,7 @@ pub fn record_status(state: &Message, report: StatusReport) -> Vec<Event> {
     match &state.wamid {
         Some(w) if *w != report.wamid => return events,
         Some(_) => {}
-        None => events.push(Event::MessageAccepted {
-            wamid: report.wamid.clone(),
-            at: report.at,
-        }),
+        None => events.push(Event::MessageAccepted { wamid: report.wamid.clone(), at: report.at }),
     }
     if state.reported.contains(report.status) {
         return events;
@@ -306,14 +266,8 @@ pub fn record_status(state: &Message, report: StatusReport) -> Vec<Event> {
     let at = report.at;
     events.push(match report.status {
         DeliveryStatus::Queued => return events,
-        DeliveryStatus::Sent => Event::MessageSent {
-            at,
-            pricing: report.pricing,
-        },
-        DeliveryStatus::Delivered => Event::MessageDelivered {
-            at,
-            pricing: report.pricing,
-        },
+        DeliveryStatus::Sent => Event::MessageSent { at, pricing: report.pricing },
+        DeliveryStatus::Delivered => Event::MessageDelivered { at, pricing: report.pricing },
         DeliveryStatus::Read => Event::MessageRead { at },
         DeliveryStatus::Played => Event::MessagePlayed { at },
         DeliveryStatus::Failed => Event::MessageFailed {
@@ -358,12 +312,7 @@ mod tests {
     }
 
     fn failure(kind: &str) -> Failure {
-        Failure {
-            code: Some(130429),
-            kind: kind.into(),
-            title: None,
-            detail: None,
-        }
+        Failure { code: Some(130429), kind: kind.into(), title: None, detail: None }
     }
 
     #[test]
@@ -371,10 +320,7 @@ mod tests {
         let m = queued();
         assert_eq!(m.status(), DeliveryStatus::Queued);
         let m = apply(m.clone(), start_dispatch(&m, t(1)).unwrap());
-        assert_eq!(
-            start_dispatch(&m, t(2)),
-            Err(DispatchSkip::OutcomeUnknown { attempt: 1 })
-        );
+        assert_eq!(start_dispatch(&m, t(2)), Err(DispatchSkip::OutcomeUnknown { attempt: 1 }));
         let m = apply(m.clone(), record_accepted(&m, "wamid.1", t(2)));
         assert_eq!(start_dispatch(&m, t(3)), Err(DispatchSkip::Settled));
         assert_eq!(m.wamid.as_deref(), Some("wamid.1"));
@@ -399,9 +345,7 @@ mod tests {
             if attempt < 3 {
                 assert_eq!(
                     start_dispatch(&m, t(attempt * 100 + 5)),
-                    Err(DispatchSkip::NotDue {
-                        retry_at: t(attempt * 100 + 10)
-                    })
+                    Err(DispatchSkip::NotDue { retry_at: t(attempt * 100 + 10) })
                 );
             }
         }
@@ -430,21 +374,12 @@ mod tests {
         );
         assert_eq!(settled.wamid.as_deref(), Some("wamid.9"));
         assert_eq!(settled.status(), DeliveryStatus::Sent);
-        let failed = apply(
-            m.clone(),
-            settle_unconfirmed(&m, Duration::minutes(10), t(2) + Duration::minutes(10)),
-        );
+        let failed = apply(m.clone(), settle_unconfirmed(&m, Duration::minutes(10), t(2) + Duration::minutes(10)));
         assert_eq!(failed.status(), DeliveryStatus::Failed);
     }
 
     fn report(status: DeliveryStatus, at: i64) -> StatusReport {
-        StatusReport {
-            wamid: "wamid.1".into(),
-            status,
-            at: t(at),
-            pricing: None,
-            failure: None,
-        }
+        StatusReport { wamid: "wamid.1".into(), status, at: t(at), pricing: None, failure: None }
     }
 
     #[test]
@@ -452,16 +387,9 @@ mod tests {
         let m = queued();
         let m = apply(m.clone(), start_dispatch(&m, t(1)).unwrap());
         let m = apply(m.clone(), record_accepted(&m, "wamid.1", t(1)));
-        let m = apply(
-            m.clone(),
-            record_status(&m, report(DeliveryStatus::Read, 5)),
-        );
+        let m = apply(m.clone(), record_status(&m, report(DeliveryStatus::Read, 5)));
         let ev = record_status(&m, report(DeliveryStatus::Delivered, 3));
-        assert_eq!(
-            ev.len(),
-            1,
-            "a late status is still recorded once with its own time"
-        );
+        assert_eq!(ev.len(), 1, "a late status is still recorded once with its own time");
         let m = apply(m, ev);
         assert_eq!(m.status(), DeliveryStatus::Read);
         assert!(record_status(&m, report(DeliveryStatus::Delivered, 3)).is_empty());

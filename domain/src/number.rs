@@ -44,26 +44,16 @@ pub struct Register {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegisterError {
     #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: &'static str,
-    },
+    Invalid { field: &'static str, message: &'static str },
     /// The number is registered already (by this tenant or another one).
     #[error("this phone number is already registered")]
     AlreadyRegistered { same_tenant: bool },
 }
 
-pub fn register(
-    state: &Number,
-    cmd: Register,
-    now: DateTime<Utc>,
-) -> Result<Vec<Event>, RegisterError> {
+pub fn register(state: &Number, cmd: Register, now: DateTime<Utc>) -> Result<Vec<Event>, RegisterError> {
     let digits = |s: &str| !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_digit());
     if !digits(&cmd.phone_number_id) {
-        return Err(RegisterError::Invalid {
-            field: "phone_number_id",
-            message: "must be digits",
-        });
+        return Err(RegisterError::Invalid { field: "phone_number_id", message: "must be digits" });
     }
     if !digits(cmd.display_phone_number.trim_start_matches('+')) {
         return Err(RegisterError::Invalid {
@@ -72,27 +62,17 @@ pub fn register(
         });
     }
     if !digits(&cmd.waba_id) {
-        return Err(RegisterError::Invalid {
-            field: "waba_id",
-            message: "must be digits",
-        });
+        return Err(RegisterError::Invalid { field: "waba_id", message: "must be digits" });
     }
-    for (field, value) in [
-        ("access_token", &cmd.access_token),
-        ("app_secret", &cmd.app_secret),
-        ("verify_token", &cmd.verify_token),
-    ] {
+    for (field, value) in
+        [("access_token", &cmd.access_token), ("app_secret", &cmd.app_secret), ("verify_token", &cmd.verify_token)]
+    {
         if value.trim().is_empty() || value.len() > 4096 {
-            return Err(RegisterError::Invalid {
-                field,
-                message: "is required (at most 4096 characters)",
-            });
+            return Err(RegisterError::Invalid { field, message: "is required (at most 4096 characters)" });
         }
     }
     if let Some(existing) = &state.registered {
-        return Err(RegisterError::AlreadyRegistered {
-            same_tenant: existing.tenant_id == cmd.tenant_id,
-        });
+        return Err(RegisterError::AlreadyRegistered { same_tenant: existing.tenant_id == cmd.tenant_id });
     }
     Ok(vec![Event::NumberRegistered(NumberRegistered {
         tenant_id: cmd.tenant_id,

@@ -20,10 +20,7 @@ pub struct Keywords {
 
 impl Default for Keywords {
     fn default() -> Self {
-        Keywords {
-            opt_out: vec!["STOP".into(), "UNSUBSCRIBE".into(), "CANCEL".into()],
-            opt_in: vec!["START".into()],
-        }
+        Keywords { opt_out: vec!["STOP".into(), "UNSUBSCRIBE".into(), "CANCEL".into()], opt_in: vec!["START".into()] }
     }
 }
 
@@ -42,9 +39,7 @@ impl Keywords {
 }
 
 fn normalize(text: &str) -> String {
-    text.trim()
-        .trim_end_matches(|c: char| c.is_ascii_punctuation() || c.is_whitespace())
-        .to_uppercase()
+    text.trim().trim_end_matches(|c: char| c.is_ascii_punctuation() || c.is_whitespace()).to_uppercase()
 }
 
 #[cfg(test)]
@@ -54,18 +49,9 @@ mod tests {
     #[test]
     fn keywords_match_whole_messages_only() {
         let k = Keywords::default();
-        assert_eq!(
-            k.classify(" stop "),
-            Some(KeywordAction::OptOut("STOP".into()))
-        );
-        assert_eq!(
-            k.classify("Unsubscribe!"),
-            Some(KeywordAction::OptOut("UNSUBSCRIBE".into()))
-        );
-        assert_eq!(
-            k.classify("start"),
-            Some(KeywordAction::OptIn("START".into()))
-        );
+        assert_eq!(k.classify(" stop "), Some(KeywordAction::OptOut("STOP".into())));
+        assert_eq!(k.classify("Unsubscribe!"), Some(KeywordAction::OptOut("UNSUBSCRIBE".into())));
+        assert_eq!(k.classify("start"), Some(KeywordAction::OptIn("START".into())));
         assert_eq!(k.classify("stop sending me the invoice"), None);
         assert_eq!(k.classify(""), None);
     }
@@ -75,13 +61,7 @@ mod tests {
         let mut k = Keywords::default();
         k.opt_out.push("PARAR".into());
         k.opt_out.push("SAIR".into());
-        assert_eq!(
-            k.classify("parar"),
-            Some(KeywordAction::OptOut("PARAR".into()))
-        );
-        assert_eq!(
-            k.classify("Sair."),
-            Some(KeywordAction::OptOut("SAIR".into()))
-        );
+        assert_eq!(k.classify("parar"), Some(KeywordAction::OptOut("PARAR".into())));
+        assert_eq!(k.classify("Sair."), Some(KeywordAction::OptOut("SAIR".into())));
     }
 }

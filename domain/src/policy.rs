@@ -23,14 +23,10 @@ pub fn check_send(
     now: DateTime<Utc>,
 ) -> Result<(), SendRefusal> {
     if contact.is_opted_out() {
-        return Err(SendRefusal::OptedOut {
-            since: contact.opted_out_since(),
-        });
+        return Err(SendRefusal::OptedOut { since: contact.opted_out_since() });
     }
     if !content::is_template(kind) && !conversation.is_window_open(now) {
-        return Err(SendRefusal::WindowClosed {
-            closed_at: conversation.window_closes_at,
-        });
+        return Err(SendRefusal::WindowClosed { closed_at: conversation.window_closes_at });
     }
     Ok(())
 }
@@ -69,9 +65,7 @@ mod tests {
             };
             // Recorded when it arrives, which is never before it was sent.
             let arrived = t(*at);
-            c = record_inbound(&c, cmd, arrived)
-                .iter()
-                .fold(c, Conversation::evolve);
+            c = record_inbound(&c, cmd, arrived).iter().fold(c, Conversation::evolve);
         }
         c
     }
@@ -91,10 +85,7 @@ mod tests {
             keyword: Some("STOP".into()),
             message_id: None,
         });
-        assert!(matches!(
-            check_send("template", &opted_out, &conv, t(1)),
-            Err(SendRefusal::OptedOut { .. })
-        ));
+        assert!(matches!(check_send("template", &opted_out, &conv, t(1)), Err(SendRefusal::OptedOut { .. })));
     }
 
     proptest! {

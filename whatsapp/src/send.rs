@@ -1,13 +1,16 @@
 //! The outbound send in the Cloud API's shape: the request body of
 //! `POST /{version}/{phone_number_id}/messages` and its success answer.
 
-use serde::de::Error as _;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 /// The only `messaging_product` the Cloud API knows.
 pub const MESSAGING_PRODUCT: &str = "whatsapp";
+
+/// The keys of the send envelope, which no message type may be named after.
+const ENVELOPE_KEYS: [&str; 6] =
+    ["messaging_product", "recipient_type", "to", "type", "context", "biz_opaque_callback_data"];
 
 /// One message to send.
 ///
@@ -56,6 +59,11 @@ struct ContextRef {
 
 impl Serialize for SendRequest {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // The content goes under a key named by the type; a type named like
+        // an envelope key would write that key twice.
+        if self.kind.is_empty() || ENVELOPE_KEYS.contains(&self.kind.as_str()) {
+            return Err(serde::ser::Error::custom(format!("{:?} is not a message type", self.kind)));
+        }
         let optional =
             usize::from(self.context_message_id.is_some()) + usize::from(self.biz_opaque_callback_data.is_some());
         let mut map = serializer.serialize_map(Some(5 + optional))?;
@@ -94,7 +102,7 @@ impl<'de> Deserialize<'de> for SendRequest {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let mut wire = WireSendRequest::deserialize(deserializer)?;
         if wire.kind.is_empty() {
-            return Err(D::Error::custom("type must not be empty"));
+            return Err(serde::de::Error::custom("type must not be empty"));
         }
         let content = wire.rest.remove(&wire.kind).unwrap_or(Value::Null);
         Ok(SendRequest {
@@ -161,6 +169,6 @@ impl SendAccepted {
     /// Reads a success body (send_response.json's shape).
     pub fn from_response_body(body: &[u8]) -> Result<Self, serde_json::Error> {
         let response: SendResponse = serde_json::from_slice(body)?;
-        response.accepted().ok_or_else(|| serde_json::Error::custom("the response lists no message"))
+        response.accepted().ok_or_else(|| serde::de::Error::custom("the response lists no message"))
     }
 }

@@ -40,3 +40,12 @@ fn the_send_response_fixture_reads_as_accepted() {
     assert_eq!(accepted.message_status.as_deref(), Some("accepted"));
     assert!(SendAccepted::from_response_body(br#"{"messaging_product":"whatsapp","messages":[]}"#).is_err());
 }
+
+#[test]
+fn a_type_named_like_an_envelope_key_does_not_serialise() {
+    for kind in ["", "to", "type", "context"] {
+        let mut request = SendRequest::text("16505551234", "Hi");
+        request.kind = kind.into();
+        assert!(serde_json::to_value(&request).is_err(), "{kind:?}");
+    }
+}

@@ -12,9 +12,8 @@ pub mod store;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
-
+pub use codec::{CodecError, EventCodec, Upcast, Upcasters};
 pub use envelope::{NewEvent, RecordedEvent};
-
-
-
+pub use memory::MemoryEventStore;
+pub use sqlite::SqliteEventStore;
 pub use store::{AppendOutcome, EventStore, ExpectedVersion, StoreError};

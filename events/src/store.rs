@@ -1,5 +1,7 @@
 //! The event store port.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::envelope::{NewEvent, RecordedEvent};
@@ -14,6 +16,17 @@ pub enum ExpectedVersion {
     Exact(u64),
     /// No concurrency check (for streams written by a single owner).
     Any,
+}
+
+impl ExpectedVersion {
+    /// Whether a stream whose current version is `actual` may be appended to.
+    pub fn admits(self, actual: u64) -> bool {
+        match self {
+            Self::NoStream => actual == 0,
+            Self::Exact(version) => actual == version,
+            Self::Any => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,4 +76,35 @@ pub trait EventStore: Send + Sync + 'static {
     /// A receiver that ticks whenever new events are committed, so that
     /// projections and reactors wake at once instead of polling.
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
+/// A shared store is a store, so code generic over `S: EventStore` also takes
+/// an `Arc<dyn EventStore>` chosen at run time.
+#[async_trait]
+impl<S: EventStore + ?Sized> EventStore for Arc<S> {
+    async fn append(
+        &self,
+        tenant_id: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        (**self).append(tenant_id, stream_id, expected, events).await
+    }
+
+    async fn read_stream(&self, stream_id: &str, after_version: u64) -> Result<Vec<RecordedEvent>, StoreError> {
+        (**self).read_stream(stream_id, after_version).await
+    }
+
+    async fn read_all(&self, after_position: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        (**self).read_all(after_position, max).await
+    }
+
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        (**self).head_position().await
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        (**self).subscribe()
+    }
 }

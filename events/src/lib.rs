@@ -2,6 +2,7 @@
 //! with schema versions and upcasting, the event store port with its SQLite and
 //! in-memory adapters, and the projection runner that feeds read models.
 
+pub mod checkpoint;
 pub mod codec;
 pub mod envelope;
 pub mod memory;
@@ -12,8 +13,10 @@ pub mod store;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
+pub use checkpoint::SqliteCheckpoints;
 pub use codec::{CodecError, EventCodec, Upcast, Upcasters};
 pub use envelope::{NewEvent, RecordedEvent};
 pub use memory::MemoryEventStore;
+pub use projection::{Projection, ProjectionError, ProjectionRunner};
 pub use sqlite::SqliteEventStore;
 pub use store::{AppendOutcome, EventStore, ExpectedVersion, StoreError};

@@ -232,7 +232,7 @@ pub struct NumberRegistered {
     pub waba_id: String,
     pub access_token: String,
     pub app_secret: String,
-    pub verify_token: String,
+    pub verify_token_sha256: String,
     pub throughput_per_second: u32,
     pub at: DateTime<Utc>,
 }

@@ -38,7 +38,8 @@ pub struct Register {
     pub waba_id: String,
     pub access_token: String,
     pub app_secret: String,
-    pub verify_token: String,
+    /// SHA-256 (hex) of the webhook verify token: Parley only ever compares it.
+    pub verify_token_sha256: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,12 +65,13 @@ pub fn register(state: &Number, cmd: Register, now: DateTime<Utc>) -> Result<Vec
     if !digits(&cmd.waba_id) {
         return Err(RegisterError::Invalid { field: "waba_id", message: "must be digits" });
     }
-    for (field, value) in
-        [("access_token", &cmd.access_token), ("app_secret", &cmd.app_secret), ("verify_token", &cmd.verify_token)]
-    {
+    for (field, value) in [("access_token", &cmd.access_token), ("app_secret", &cmd.app_secret)] {
         if value.trim().is_empty() || value.len() > 4096 {
             return Err(RegisterError::Invalid { field, message: "is required (at most 4096 characters)" });
         }
+    }
+    if cmd.verify_token_sha256.len() != 64 || !cmd.verify_token_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(RegisterError::Invalid { field: "verify_token", message: "is required" });
     }
     if let Some(existing) = &state.registered {
         return Err(RegisterError::AlreadyRegistered { same_tenant: existing.tenant_id == cmd.tenant_id });
@@ -81,7 +83,7 @@ pub fn register(state: &Number, cmd: Register, now: DateTime<Utc>) -> Result<Vec
         waba_id: cmd.waba_id,
         access_token: cmd.access_token,
         app_secret: cmd.app_secret,
-        verify_token: cmd.verify_token,
+        verify_token_sha256: cmd.verify_token_sha256,
         throughput_per_second: DEFAULT_THROUGHPUT,
         at: now,
     })])

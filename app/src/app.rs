@@ -1,0 +1,95 @@
+//! The application: every port the use cases need, wired once at start.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use parley_domain::contact::Contact;
+use parley_domain::conversation::Conversation;
+use parley_domain::message::Message;
+use parley_domain::number::Number;
+use parley_domain::optout::Keywords;
+use parley_domain::wamid::WamidLink;
+use parley_events::EventStore;
+use parley_vault::Vault;
+use parley_whatsapp::WhatsAppApi;
+
+use crate::auth::TokenVerifier;
+use crate::clock::Clock;
+use crate::idempotency::IdempotencyStore;
+use crate::queue::WorkQueue;
+use crate::readmodel::ReadModels;
+use crate::repo::Repository;
+use crate::sealing::EventSealer;
+
+/// The adapters an [`App`] runs on.
+pub struct Ports {
+    pub store: Arc<dyn EventStore>,
+    pub vault: Arc<dyn Vault>,
+    pub read_models: Arc<dyn ReadModels>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub outbound_queue: Arc<dyn WorkQueue>,
+    pub whatsapp: Arc<dyn WhatsAppApi>,
+    pub tokens: Arc<dyn TokenVerifier>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Behaviour that is configuration, not wiring.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub send_max_attempts: u32,
+    pub unconfirmed_grace: Duration,
+    pub keywords: Keywords,
+    /// States kept in memory per aggregate type.
+    pub cache_capacity: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            send_max_attempts: 5,
+            unconfirmed_grace: Duration::minutes(10),
+            keywords: Keywords::default(),
+            cache_capacity: 200_000,
+        }
+    }
+}
+
+pub struct App {
+    pub store: Arc<dyn EventStore>,
+    pub sealer: Arc<EventSealer>,
+    pub read_models: Arc<dyn ReadModels>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub outbound_queue: Arc<dyn WorkQueue>,
+    pub whatsapp: Arc<dyn WhatsAppApi>,
+    pub tokens: Arc<dyn TokenVerifier>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Settings,
+    pub contacts: Repository<Contact>,
+    pub conversations: Repository<Conversation>,
+    pub messages: Repository<Message>,
+    pub numbers: Repository<Number>,
+    pub wamids: Repository<WamidLink>,
+}
+
+impl App {
+    pub fn new(ports: Ports, settings: Settings) -> Arc<App> {
+        let sealer = Arc::new(EventSealer::new(ports.vault));
+        let capacity = settings.cache_capacity;
+        Arc::new(App {
+            contacts: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), capacity),
+            conversations: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), capacity),
+            messages: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), capacity),
+            numbers: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
+            wamids: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), capacity / 4),
+            store: ports.store,
+            sealer,
+            read_models: ports.read_models,
+            idempotency: ports.idempotency,
+            outbound_queue: ports.outbound_queue,
+            whatsapp: ports.whatsapp,
+            tokens: ports.tokens,
+            clock: ports.clock,
+            settings,
+        })
+    }
+}

@@ -1,0 +1,66 @@
+//! The application's typed errors. The HTTP edge turns each into a
+//! problem+json answer with a stable code (see `http::problem`).
+
+use chrono::{DateTime, Utc};
+use parley_domain::policy::SendRefusal;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The thing does not exist, or belongs to another tenant (never said which).
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("{field}: {message}")]
+    Validation { field: String, message: String },
+    #[error("the 24-hour customer service window is closed")]
+    WindowClosed { closed_at: Option<DateTime<Utc>> },
+    #[error("the contact has opted out")]
+    OptedOut { since: Option<DateTime<Utc>> },
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the webhook signature does not match")]
+    BadSignature,
+    /// Too many concurrent writers kept winning; the caller may retry.
+    #[error("the resource is busy, retry shortly")]
+    Busy,
+    #[error("event store: {0}")]
+    Store(#[from] parley_events::StoreError),
+    #[error("vault: {0}")]
+    Vault(#[from] parley_vault::VaultError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::Validation { field: field.into(), message: message.into() }
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+impl From<SendRefusal> for AppError {
+    fn from(r: SendRefusal) -> Self {
+        match r {
+            SendRefusal::WindowClosed { closed_at } => AppError::WindowClosed { closed_at },
+            SendRefusal::OptedOut { since } => AppError::OptedOut { since },
+        }
+    }
+}
+
+impl From<rusqlite::Error> for AppError {
+    fn from(e: rusqlite::Error) -> Self {
+        AppError::Internal(format!("sqlite: {e}"))
+    }
+}
+
+impl From<serde_json::Error> for AppError {
+    fn from(e: serde_json::Error) -> Self {
+        AppError::Internal(format!("json: {e}"))
+    }
+}

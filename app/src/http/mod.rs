@@ -1,0 +1,81 @@
+//! The HTTP API (SPEC 5): one axum router serves it locally and inside each
+//! Lambda function.
+
+pub mod conversations;
+pub mod extract;
+pub mod messages;
+pub mod numbers;
+pub mod openapi;
+pub mod problem;
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use serde::Serialize;
+use tower_http::trace::TraceLayer;
+
+use crate::app::App;
+use crate::error::AppError;
+use problem::Problem;
+
+/// Bodies above this size are refused with 413 before they are read whole.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The whole API.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/openapi.json", get(openapi::serve))
+        .route("/webhooks/whatsapp", get(webhooks::verify).post(webhooks::receive))
+        .route("/v1/numbers", get(numbers::list).post(numbers::register))
+        .route("/v1/messages", get(messages::list).post(messages::send))
+        .route("/v1/messages/{id}", get(messages::get))
+        .route("/v1/conversations", get(conversations::list))
+        .route("/v1/conversations/{id}", get(conversations::get))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+/// Page sizes: 1 to 200, default 50.
+pub fn page_limit(limit: Option<usize>) -> Result<usize, AppError> {
+    match limit {
+        None => Ok(50),
+        Some(n @ 1..=200) => Ok(n),
+        Some(_) => Err(AppError::validation("limit", "must be from 1 to 200")),
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    pub status: String,
+    /// Highest position in the event log.
+    pub event_log_head: u64,
+}
+
+/// Liveness and a cheap check of the event store.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Health), (status = 500, body = Problem)))]
+pub async fn health(State(app): State<Arc<App>>) -> Result<axum::Json<Health>, AppError> {
+    let head = app.store.head_position().await?;
+    Ok(axum::Json(Health { status: "ok".into(), event_log_head: head }))
+}
+
+async fn not_found() -> impl IntoResponse {
+    Problem::new(StatusCode::NOT_FOUND, "not_found", "Not found", "no such route")
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "Method not allowed",
+        "this route does not take that method",
+    )
+}

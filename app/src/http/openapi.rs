@@ -1,0 +1,46 @@
+//! The OpenAPI 3.1 document, generated from the handlers and types.
+
+use axum::response::IntoResponse;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{conversations, messages, numbers, problem, webhooks};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Parley API", description = "Multi-tenant WhatsApp Business messaging backend."),
+    paths(
+        super::health,
+        webhooks::verify,
+        webhooks::receive,
+        numbers::register,
+        numbers::list,
+        messages::send,
+        messages::list,
+        messages::get,
+        conversations::list,
+        conversations::get,
+    ),
+    components(schemas(problem::Problem)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.bearer_format = Some("JWT".into());
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub async fn serve() -> impl IntoResponse {
+    axum::Json(document())
+}

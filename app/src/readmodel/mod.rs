@@ -1,0 +1,120 @@
+//! Read models built by projections (SPEC 6.2) and the port that queries them.
+//!
+//! Each row is derived from one event stream: a message row from its message
+//! stream, a conversation row from its conversation stream. Personal fields
+//! stay sealed in the read model exactly as in the events; the API opens them
+//! on the way out, so a destroyed key redacts read models too.
+
+pub mod cursor;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::AppError;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageView {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub number_id: String,
+    pub wa_id: String,
+    pub direction: String,
+    pub kind: String,
+    pub status: String,
+    pub wamid: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Possibly sealed.
+    pub content: Value,
+    pub error: Option<Value>,
+    pub tags: Vec<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub read_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationView {
+    pub id: Uuid,
+    pub number_id: String,
+    pub wa_id: String,
+    /// Possibly sealed.
+    pub contact_name: Value,
+    pub state: String,
+    pub window_closes_at: Option<DateTime<Utc>>,
+    pub unread_count: u32,
+    /// The preview of the last message, possibly with a sealed text.
+    pub last_message: Option<Value>,
+    pub created_at: DateTime<Utc>,
+    pub activity_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NumberView {
+    pub tenant_id: String,
+    pub phone_number_id: String,
+    pub display_phone_number: String,
+    pub waba_id: String,
+    pub throughput_per_second: u32,
+    pub registered_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowFilter {
+    Open,
+    Closed,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    pub state: Option<String>,
+    pub window: Option<WindowFilter>,
+    pub number_id: Option<String>,
+}
+
+/// A conversation whose window has closed but is not yet marked expired.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedWindow {
+    pub tenant_id: String,
+    pub conversation_id: Uuid,
+    pub wa_id: String,
+}
+
+#[async_trait]
+pub trait ReadModels: Send + Sync + 'static {
+    async fn message(&self, tenant_id: &str, id: Uuid) -> Result<Option<MessageView>, AppError>;
+    /// Newest first.
+    async fn messages(
+        &self,
+        tenant_id: &str,
+        conversation_id: Option<Uuid>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<MessageView>, AppError>;
+    async fn conversation(&self, tenant_id: &str, id: Uuid) -> Result<Option<ConversationView>, AppError>;
+    /// Most recently active first.
+    async fn conversations(
+        &self,
+        tenant_id: &str,
+        filter: &ConversationFilter,
+        now: DateTime<Utc>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ConversationView>, AppError>;
+    async fn numbers(&self, tenant_id: &str) -> Result<Vec<NumberView>, AppError>;
+    /// Numbers whose webhook verify token has this SHA-256 (hex).
+    async fn numbers_with_verify_token(&self, verify_token_sha256: &str) -> Result<Vec<NumberView>, AppError>;
+    async fn closed_windows(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<ClosedWindow>, AppError>;
+    /// Count of message rows of a tenant (operations and tests).
+    async fn count_messages(&self, tenant_id: &str) -> Result<u64, AppError>;
+}

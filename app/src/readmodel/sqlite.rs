@@ -1,0 +1,613 @@
+//! The read models in an embedded SQLite database, with the two projections
+//! that build them (messages, conversations). Each projection applies a batch
+//! of events and moves its checkpoint in one transaction, so every event is
+//! applied exactly once, even across a crash mid-batch.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use parley_domain::status::{DeliveryStatus, ReportedStatuses};
+use parley_events::{Projection, ProjectionError, RecordedEvent};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{
+    cursor, ClosedWindow, ConversationFilter, ConversationView, MessageView, NumberView, Page, ReadModels, WindowFilter,
+};
+use crate::error::AppError;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+    tenant_id TEXT NOT NULL, id TEXT NOT NULL, conversation_id TEXT NOT NULL,
+    number_id TEXT NOT NULL, wa_id TEXT NOT NULL, direction TEXT NOT NULL, kind TEXT NOT NULL,
+    status TEXT NOT NULL, wamid TEXT, created_at INTEGER NOT NULL, content TEXT NOT NULL,
+    error TEXT, tags TEXT NOT NULL DEFAULT '[]', attempts INTEGER NOT NULL DEFAULT 0,
+    sent_at INTEGER, delivered_at INTEGER, read_at INTEGER, played_at INTEGER, failed_at INTEGER,
+    version INTEGER NOT NULL, PRIMARY KEY (tenant_id, id));
+CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(tenant_id, conversation_id, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS messages_by_time ON messages(tenant_id, created_at DESC, id DESC);
+CREATE TABLE IF NOT EXISTS conversations (
+    tenant_id TEXT NOT NULL, id TEXT NOT NULL, number_id TEXT NOT NULL, wa_id TEXT NOT NULL,
+    contact_name TEXT NOT NULL DEFAULT 'null', state TEXT NOT NULL, window_closes_at INTEGER,
+    window_expired INTEGER NOT NULL DEFAULT 0, unread_count INTEGER NOT NULL DEFAULT 0,
+    last_message TEXT, created_at INTEGER NOT NULL, activity_at INTEGER NOT NULL,
+    version INTEGER NOT NULL, PRIMARY KEY (tenant_id, id));
+CREATE INDEX IF NOT EXISTS conversations_by_activity ON conversations(tenant_id, activity_at DESC, id DESC);
+CREATE TABLE IF NOT EXISTS numbers (
+    phone_number_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, display_phone_number TEXT NOT NULL,
+    waba_id TEXT NOT NULL, verify_token_sha256 TEXT NOT NULL, throughput_per_second INTEGER NOT NULL,
+    registered_at INTEGER NOT NULL, version INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS numbers_by_tenant ON numbers(tenant_id, phone_number_id);
+CREATE INDEX IF NOT EXISTS numbers_by_verify_token ON numbers(verify_token_sha256);
+CREATE INDEX IF NOT EXISTS conversations_closing ON conversations(window_expired, window_closes_at);
+";
+
+/// The read-model database: one writer connection for the projections, a few
+/// reader connections for queries (WAL lets them run side by side).
+pub struct SqliteReadModels {
+    writer: Arc<Mutex<Connection>>,
+    readers: Vec<Arc<Mutex<Connection>>>,
+    next_reader: std::sync::atomic::AtomicUsize,
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_micros(m: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(m).single().unwrap_or_default()
+}
+
+fn parse_time(v: &Value) -> Option<i64> {
+    v.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| micros(t.with_timezone(&Utc)))
+}
+
+impl SqliteReadModels {
+    pub fn open(path: &Path) -> Result<Arc<Self>, AppError> {
+        let open = || -> Result<Connection, AppError> {
+            let c = Connection::open(path)?;
+            c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")?;
+            Ok(c)
+        };
+        let writer = open()?;
+        writer.execute_batch(SCHEMA)?;
+        let readers = (0..4).map(|_| open().map(|c| Arc::new(Mutex::new(c)))).collect::<Result<_, _>>()?;
+        Ok(Arc::new(SqliteReadModels {
+            writer: Arc::new(Mutex::new(writer)),
+            readers,
+            next_reader: Default::default(),
+        }))
+    }
+
+    /// The projections that build these read models.
+    pub fn projections(self: &Arc<Self>) -> Vec<Arc<dyn Projection>> {
+        vec![
+            Arc::new(SqliteProjection { db: self.clone(), kind: Kind::Messages }),
+            Arc::new(SqliteProjection { db: self.clone(), kind: Kind::Conversations }),
+            Arc::new(SqliteProjection { db: self.clone(), kind: Kind::Numbers }),
+        ]
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, AppError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let i = self.next_reader.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.readers.len();
+        let conn = self.readers[i].clone();
+        tokio::task::spawn_blocking(move || f(&conn.lock().unwrap_or_else(|e| e.into_inner())))
+            .await
+            .map_err(AppError::internal)?
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, AppError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let conn = self.writer.clone();
+        tokio::task::spawn_blocking(move || f(&mut conn.lock().unwrap_or_else(|e| e.into_inner())))
+            .await
+            .map_err(AppError::internal)?
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Messages,
+    Conversations,
+    Numbers,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Messages => "messages",
+            Kind::Conversations => "conversations",
+            Kind::Numbers => "numbers",
+        }
+    }
+
+    fn table(self) -> &'static str {
+        self.name()
+    }
+}
+
+struct SqliteProjection {
+    db: Arc<SqliteReadModels>,
+    kind: Kind,
+}
+
+fn projection_error(e: AppError) -> ProjectionError {
+    ProjectionError::read_model(e)
+}
+
+#[async_trait]
+impl Projection for SqliteProjection {
+    fn name(&self) -> &str {
+        self.kind.name()
+    }
+
+    async fn checkpoint(&self) -> Result<u64, ProjectionError> {
+        let name = self.kind.name();
+        self.db
+            .read(move |c| {
+                let p: Option<i64> = c
+                    .query_row("SELECT position FROM checkpoints WHERE name = ?1", params![name], |r| r.get(0))
+                    .optional()?;
+                Ok(p.unwrap_or(0) as u64)
+            })
+            .await
+            .map_err(projection_error)
+    }
+
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        let Some(last) = events.last().map(|e| e.global_position) else {
+            return Ok(());
+        };
+        let kind = self.kind;
+        let events = events.to_vec();
+        self.db
+            .write(move |c| {
+                let tx = c.transaction()?;
+                for e in &events {
+                    match kind {
+                        Kind::Messages => project_message(&tx, e)?,
+                        Kind::Conversations => project_conversation(&tx, e)?,
+                        Kind::Numbers => project_number(&tx, e)?,
+                    }
+                }
+                tx.execute(
+                    "INSERT INTO checkpoints(name, position) VALUES (?1, ?2)
+                     ON CONFLICT(name) DO UPDATE SET position = excluded.position",
+                    params![kind.name(), last as i64],
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+            .map_err(projection_error)
+    }
+
+    async fn reset(&self) -> Result<(), ProjectionError> {
+        let kind = self.kind;
+        self.db
+            .write(move |c| {
+                let tx = c.transaction()?;
+                tx.execute(&format!("DELETE FROM {}", kind.table()), [])?;
+                tx.execute("DELETE FROM checkpoints WHERE name = ?1", params![kind.name()])?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+            .map_err(projection_error)
+    }
+}
+
+fn stream_entity_id(stream_id: &str) -> Option<Uuid> {
+    stream_id.rsplit('/').next().and_then(|s| s.parse().ok())
+}
+
+fn project_message(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), AppError> {
+    if !e.stream_id.contains("/message/") {
+        return Ok(());
+    }
+    let Some(id) = stream_entity_id(&e.stream_id) else { return Ok(()) };
+    let (tenant, id, d, v) = (e.tenant_id.as_str(), id.to_string(), &e.data, e.version as i64);
+    let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let json = |k: &str| d.get(k).cloned().unwrap_or(Value::Null).to_string();
+    match e.event_type.as_str() {
+        "MessageReceived" | "MessageQueued" => {
+            let (direction, status, at) = if e.event_type == "MessageReceived" {
+                ("inbound", "delivered", parse_time(&d["sent_at"]))
+            } else {
+                ("outbound", "queued", parse_time(&d["queued_at"]))
+            };
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO messages(tenant_id, id, conversation_id, number_id, wa_id, direction, kind, status,
+                 wamid, created_at, content, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?
+            .execute(params![
+                tenant,
+                id,
+                s("conversation_id"),
+                s("number_id"),
+                s("wa_id"),
+                direction,
+                s("kind"),
+                status,
+                d.get("wamid").and_then(Value::as_str),
+                at.unwrap_or_else(|| micros(e.recorded_at)),
+                json("content"),
+                v
+            ])?;
+        }
+        "MessageAccepted" => {
+            tx.prepare_cached("UPDATE messages SET wamid = ?3, version = ?4 WHERE tenant_id = ?1 AND id = ?2")?
+                .execute(params![tenant, id, s("wamid"), v])?;
+        }
+        "MessageDispatchStarted" => {
+            tx.prepare_cached("UPDATE messages SET attempts = ?3, version = ?4 WHERE tenant_id = ?1 AND id = ?2")?
+                .execute(params![tenant, id, d["attempt"].as_i64().unwrap_or(0), v])?;
+        }
+        t @ ("MessageSent" | "MessageDelivered" | "MessageRead" | "MessagePlayed" | "MessageFailed") => {
+            let column = match t {
+                "MessageSent" => "sent_at",
+                "MessageDelivered" => "delivered_at",
+                "MessageRead" => "read_at",
+                "MessagePlayed" => "played_at",
+                _ => "failed_at",
+            };
+            let at = parse_time(&d["at"]).unwrap_or_else(|| micros(e.recorded_at));
+            tx.prepare_cached(&format!(
+                "UPDATE messages SET {column} = COALESCE({column}, ?3), version = ?4 WHERE tenant_id = ?1 AND id = ?2"
+            ))?
+            .execute(params![tenant, id, at, v])?;
+            if t == "MessageFailed" {
+                tx.prepare_cached("UPDATE messages SET error = ?3 WHERE tenant_id = ?1 AND id = ?2")?
+                    .execute(params![tenant, id, json("failure")])?;
+            }
+            refresh_status(tx, tenant, &id)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Recomputes a message's status from the statuses recorded, with the
+/// domain's rule, so the read model can never disagree with the aggregate.
+fn refresh_status(tx: &Transaction<'_>, tenant: &str, id: &str) -> Result<(), AppError> {
+    let row = tx
+        .prepare_cached(
+            "SELECT direction, sent_at IS NOT NULL, delivered_at IS NOT NULL, read_at IS NOT NULL,
+             played_at IS NOT NULL, failed_at IS NOT NULL FROM messages WHERE tenant_id = ?1 AND id = ?2",
+        )?
+        .query_row(params![tenant, id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        })
+        .optional()?;
+    let Some((direction, sent, delivered, read, played, failed)) = row else { return Ok(()) };
+    let reported = ReportedStatuses { sent, delivered, read, played, failed };
+    let status = match direction.as_str() {
+        "inbound" if read => DeliveryStatus::Read,
+        "inbound" => DeliveryStatus::Delivered,
+        _ => reported.current(),
+    };
+    tx.prepare_cached("UPDATE messages SET status = ?3 WHERE tenant_id = ?1 AND id = ?2")?.execute(params![
+        tenant,
+        id,
+        status.as_str()
+    ])?;
+    Ok(())
+}
+
+fn project_conversation(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), AppError> {
+    if !e.stream_id.contains("/conversation/") {
+        return Ok(());
+    }
+    let Some(id) = stream_entity_id(&e.stream_id) else { return Ok(()) };
+    let (tenant, id, d, v) = (e.tenant_id.as_str(), id.to_string(), &e.data, e.version as i64);
+    let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    match e.event_type.as_str() {
+        "ConversationOpened" => {
+            let at = parse_time(&d["at"]).unwrap_or_else(|| micros(e.recorded_at));
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO conversations(tenant_id, id, number_id, wa_id, state, created_at, activity_at, version)
+                 VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?5, ?6)",
+            )?
+            .execute(params![tenant, id, s("number_id"), s("wa_id"), at, v])?;
+        }
+        "InboundMessageRecorded" | "OutboundMessageRecorded" => {
+            let preview = d.get("preview").cloned().unwrap_or(Value::Null);
+            let at =
+                parse_time(&preview["at"]).or_else(|| parse_time(&d["at"])).unwrap_or_else(|| micros(e.recorded_at));
+            tx.prepare_cached(
+                "UPDATE conversations SET
+                   last_message = CASE WHEN ?3 >= activity_at OR last_message IS NULL THEN ?4 ELSE last_message END,
+                   activity_at = MAX(activity_at, ?3), version = ?5
+                 WHERE tenant_id = ?1 AND id = ?2",
+            )?
+            .execute(params![tenant, id, at, preview.to_string(), v])?;
+            if e.event_type == "InboundMessageRecorded" {
+                let closes = parse_time(&d["window_closes_at"]);
+                tx.prepare_cached(
+                    "UPDATE conversations SET unread_count = unread_count + 1,
+                       window_expired = CASE WHEN ?3 > COALESCE(window_closes_at, 0) THEN 0 ELSE window_expired END,
+                       window_closes_at = MAX(COALESCE(window_closes_at, 0), ?3)
+                     WHERE tenant_id = ?1 AND id = ?2",
+                )?
+                .execute(params![tenant, id, closes])?;
+                if let Some(name) = d.get("contact_name").filter(|n| !n.is_null()) {
+                    tx.prepare_cached("UPDATE conversations SET contact_name = ?3 WHERE tenant_id = ?1 AND id = ?2")?
+                        .execute(params![tenant, id, name.to_string()])?;
+                }
+            }
+        }
+        "ConversationWindowExpired" => {
+            let closed = parse_time(&d["closed_at"]);
+            tx.prepare_cached(
+                "UPDATE conversations SET window_expired = 1, version = ?4
+                 WHERE tenant_id = ?1 AND id = ?2 AND window_closes_at = ?3",
+            )?
+            .execute(params![tenant, id, closed, v])?;
+        }
+        "ConversationResolved" | "ConversationReopened" => {
+            let state = if e.event_type == "ConversationResolved" { "resolved" } else { "open" };
+            tx.prepare_cached("UPDATE conversations SET state = ?3, version = ?4 WHERE tenant_id = ?1 AND id = ?2")?
+                .execute(params![tenant, id, state, v])?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn project_number(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), AppError> {
+    if e.event_type != "NumberRegistered" {
+        return Ok(());
+    }
+    let d = &e.data;
+    let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO numbers(phone_number_id, tenant_id, display_phone_number, waba_id, verify_token_sha256,
+         throughput_per_second, registered_at, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        s("phone_number_id"),
+        e.tenant_id,
+        s("display_phone_number"),
+        s("waba_id"),
+        s("verify_token_sha256"),
+        d["throughput_per_second"].as_i64().unwrap_or(80),
+        parse_time(&d["at"]).unwrap_or_else(|| micros(e.recorded_at)),
+        e.version as i64
+    ])?;
+    Ok(())
+}
+
+const NUMBER_COLUMNS: &str =
+    "tenant_id, phone_number_id, display_phone_number, waba_id, throughput_per_second, registered_at";
+
+fn number_row(r: &Row<'_>) -> rusqlite::Result<NumberView> {
+    Ok(NumberView {
+        tenant_id: r.get(0)?,
+        phone_number_id: r.get(1)?,
+        display_phone_number: r.get(2)?,
+        waba_id: r.get(3)?,
+        throughput_per_second: r.get(4)?,
+        registered_at: from_micros(r.get(5)?),
+    })
+}
+
+const MESSAGE_COLUMNS: &str =
+    "id, conversation_id, number_id, wa_id, direction, kind, status, wamid, created_at, content,
+    error, tags, sent_at, delivered_at, read_at, failed_at, attempts";
+
+fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
+    let uuid = |i: usize| -> rusqlite::Result<Uuid> {
+        let s: String = r.get(i)?;
+        s.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+    };
+    let json = |i: usize| -> rusqlite::Result<Value> {
+        let s: Option<String> = r.get(i)?;
+        Ok(s.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null))
+    };
+    let time =
+        |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> { Ok(r.get::<_, Option<i64>>(i)?.map(from_micros)) };
+    Ok(MessageView {
+        id: uuid(0)?,
+        conversation_id: uuid(1)?,
+        number_id: r.get(2)?,
+        wa_id: r.get(3)?,
+        direction: r.get(4)?,
+        kind: r.get(5)?,
+        status: r.get(6)?,
+        wamid: r.get(7)?,
+        created_at: from_micros(r.get(8)?),
+        content: json(9)?,
+        error: Some(json(10)?).filter(|v| !v.is_null()),
+        tags: serde_json::from_value(json(11)?).unwrap_or_default(),
+        sent_at: time(12)?,
+        delivered_at: time(13)?,
+        read_at: time(14)?,
+        failed_at: time(15)?,
+        attempts: r.get(16)?,
+    })
+}
+
+const CONVERSATION_COLUMNS: &str =
+    "id, number_id, wa_id, contact_name, state, window_closes_at, unread_count, last_message, created_at, activity_at";
+
+fn conversation_row(r: &Row<'_>) -> rusqlite::Result<ConversationView> {
+    let id: String = r.get(0)?;
+    let json = |i: usize| -> rusqlite::Result<Value> {
+        let s: Option<String> = r.get(i)?;
+        Ok(s.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null))
+    };
+    Ok(ConversationView {
+        id: id
+            .parse()
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?,
+        number_id: r.get(1)?,
+        wa_id: r.get(2)?,
+        contact_name: json(3)?,
+        state: r.get(4)?,
+        window_closes_at: r.get::<_, Option<i64>>(5)?.map(from_micros),
+        unread_count: r.get(6)?,
+        last_message: Some(json(7)?).filter(|v| !v.is_null()),
+        created_at: from_micros(r.get(8)?),
+        activity_at: from_micros(r.get(9)?),
+    })
+}
+
+#[async_trait]
+impl ReadModels for SqliteReadModels {
+    async fn message(&self, tenant_id: &str, id: Uuid) -> Result<Option<MessageView>, AppError> {
+        let tenant = tenant_id.to_owned();
+        self.read(move |c| {
+            let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = ?1 AND id = ?2");
+            Ok(c.prepare_cached(&sql)?.query_row(params![tenant, id.to_string()], message_row).optional()?)
+        })
+        .await
+    }
+
+    async fn messages(
+        &self,
+        tenant_id: &str,
+        conversation_id: Option<Uuid>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<MessageView>, AppError> {
+        let tenant = tenant_id.to_owned();
+        let after = cursor.map(cursor::decode).transpose()?;
+        let limit = limit.clamp(1, 200);
+        self.read(move |c| {
+            let (at, id) = after.map(|(m, id)| (m, id.to_string())).unwrap_or((i64::MAX, String::new()));
+            let conv = conversation_id.map(|c| c.to_string());
+            let sql = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = ?1
+                 AND (?2 IS NULL OR conversation_id = ?2)
+                 AND (created_at < ?3 OR (created_at = ?3 AND (?4 = '' OR id < ?4)))
+                 ORDER BY created_at DESC, id DESC LIMIT ?5"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![tenant, conv, at, id, limit as i64 + 1], message_row)?;
+            let mut items = rows.collect::<Result<Vec<_>, _>>()?;
+            let next_cursor = if items.len() > limit {
+                items.truncate(limit);
+                items.last().map(|m| cursor::encode(micros(m.created_at), m.id))
+            } else {
+                None
+            };
+            Ok(Page { items, next_cursor })
+        })
+        .await
+    }
+
+    async fn conversation(&self, tenant_id: &str, id: Uuid) -> Result<Option<ConversationView>, AppError> {
+        let tenant = tenant_id.to_owned();
+        self.read(move |c| {
+            let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE tenant_id = ?1 AND id = ?2");
+            Ok(c.prepare_cached(&sql)?.query_row(params![tenant, id.to_string()], conversation_row).optional()?)
+        })
+        .await
+    }
+
+    async fn conversations(
+        &self,
+        tenant_id: &str,
+        filter: &ConversationFilter,
+        now: DateTime<Utc>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ConversationView>, AppError> {
+        let tenant = tenant_id.to_owned();
+        let after = cursor.map(cursor::decode).transpose()?;
+        let limit = limit.clamp(1, 200);
+        let filter = filter.clone();
+        self.read(move |c| {
+            let (at, id) = after.map(|(m, id)| (m, id.to_string())).unwrap_or((i64::MAX, String::new()));
+            let window = match filter.window {
+                None => 0,
+                Some(WindowFilter::Open) => 1,
+                Some(WindowFilter::Closed) => 2,
+            };
+            let sql = format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE tenant_id = ?1
+                 AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR number_id = ?3)
+                 AND (?4 = 0 OR (?4 = 1 AND COALESCE(window_closes_at, 0) > ?5)
+                             OR (?4 = 2 AND COALESCE(window_closes_at, 0) <= ?5))
+                 AND (activity_at < ?6 OR (activity_at = ?6 AND (?7 = '' OR id < ?7)))
+                 ORDER BY activity_at DESC, id DESC LIMIT ?8"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(
+                params![tenant, filter.state, filter.number_id, window, micros(now), at, id, limit as i64 + 1],
+                conversation_row,
+            )?;
+            let mut items = rows.collect::<Result<Vec<_>, _>>()?;
+            let next_cursor = if items.len() > limit {
+                items.truncate(limit);
+                items.last().map(|c| cursor::encode(micros(c.activity_at), c.id))
+            } else {
+                None
+            };
+            Ok(Page { items, next_cursor })
+        })
+        .await
+    }
+
+    async fn numbers(&self, tenant_id: &str) -> Result<Vec<NumberView>, AppError> {
+        let tenant = tenant_id.to_owned();
+        self.read(move |c| {
+            let sql = format!("SELECT {NUMBER_COLUMNS} FROM numbers WHERE tenant_id = ?1 ORDER BY phone_number_id");
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![tenant], number_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn numbers_with_verify_token(&self, verify_token_sha256: &str) -> Result<Vec<NumberView>, AppError> {
+        let hash = verify_token_sha256.to_owned();
+        self.read(move |c| {
+            let sql = format!("SELECT {NUMBER_COLUMNS} FROM numbers WHERE verify_token_sha256 = ?1");
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![hash], number_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn closed_windows(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<ClosedWindow>, AppError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT tenant_id, id, wa_id FROM conversations
+                 WHERE window_expired = 0 AND window_closes_at IS NOT NULL AND window_closes_at <= ?1 LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![micros(now), limit as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (tenant_id, id, wa_id) = row?;
+                if let Ok(conversation_id) = id.parse() {
+                    out.push(ClosedWindow { tenant_id, conversation_id, wa_id });
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn count_messages(&self, tenant_id: &str) -> Result<u64, AppError> {
+        let tenant = tenant_id.to_owned();
+        self.read(move |c| {
+            let n: i64 =
+                c.query_row("SELECT COUNT(*) FROM messages WHERE tenant_id = ?1", params![tenant], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}

@@ -1,0 +1,162 @@
+//! The WhatsApp webhook (SPEC 5.10, 4.3): verify the signature over the raw
+//! body, then process every entry, change, message and status in it.
+
+use std::collections::{BTreeSet, HashMap};
+
+use parley_domain::contact::{self, ObserveInbound};
+use parley_domain::conversation::{self, RecordInbound};
+use parley_domain::event::{Direction, MessageReceived, NumberRegistered, Preview};
+use parley_domain::{content, ids, message};
+use parley_whatsapp::{InboundMessage, WebhookItem};
+use serde::Serialize;
+
+use crate::app::App;
+use crate::error::AppError;
+use crate::repo::Target;
+use crate::sealing::Meta;
+
+/// What one webhook delivery changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct WebhookOutcome {
+    pub messages: usize,
+    pub duplicates: usize,
+    pub statuses: usize,
+    pub ignored: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    New,
+    Duplicate,
+}
+
+impl App {
+    pub async fn handle_webhook(&self, body: &[u8], signature: Option<&str>) -> Result<WebhookOutcome, AppError> {
+        let payload = parley_whatsapp::parse(body)
+            .map_err(|e| AppError::validation("body", format!("not a WhatsApp webhook: {e}")))?;
+        let items = payload.items();
+
+        // Every number named in the body must be known, and the body must carry
+        // the signature of each one's app secret, before anything is recorded.
+        let named: BTreeSet<&str> = items.iter().filter_map(item_number).collect();
+        let mut numbers: HashMap<String, NumberRegistered> = HashMap::new();
+        for id in named {
+            if let Some(n) = self.number(id).await? {
+                numbers.insert(id.to_owned(), n);
+            }
+        }
+        if numbers.is_empty() {
+            return Err(AppError::BadSignature);
+        }
+        for n in numbers.values() {
+            parley_whatsapp::verify(n.app_secret.as_bytes(), body, signature).map_err(|_| AppError::BadSignature)?;
+        }
+
+        let mut outcome = WebhookOutcome::default();
+        for item in &items {
+            let number = item_number(item).and_then(|id| numbers.get(id));
+            match (item, number) {
+                (WebhookItem::Message { contact_name, message, .. }, Some(number)) => {
+                    match self.receive_inbound(number, contact_name.as_deref(), message).await? {
+                        Received::New => outcome.messages += 1,
+                        Received::Duplicate => outcome.duplicates += 1,
+                    }
+                }
+                (WebhookItem::Status { status, .. }, Some(number)) => {
+                    self.apply_status(&number.tenant_id, status).await?;
+                    outcome.statuses += 1;
+                }
+                _ => outcome.ignored += 1,
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Records one inbound message. The message stream is the commit point:
+    /// conversation and contact are updated first (idempotently), so a crash
+    /// before the message is recorded is repaired by WhatsApp's redelivery.
+    pub async fn receive_inbound(
+        &self,
+        number: &NumberRegistered,
+        profile_name: Option<&str>,
+        msg: &InboundMessage,
+    ) -> Result<Received, AppError> {
+        let tenant = number.tenant_id.as_str();
+        let message_id = ids::inbound_message_id(tenant, &msg.wamid);
+        let message_stream = ids::message_stream(tenant, message_id);
+        if self.messages.load(&message_stream).await?.state.exists() {
+            return Ok(Received::Duplicate);
+        }
+        let now = self.clock.now();
+        let meta = Meta { causation_id: None, ..Meta::new(format!("whatsapp:{}", msg.from)) };
+        let conversation_id = ids::conversation_id(tenant, &number.phone_number_id, &msg.from);
+        let text = msg.text();
+        let preview = Preview {
+            message_id,
+            direction: Direction::Inbound,
+            kind: msg.kind.clone(),
+            text: text.map(|t| t.chars().take(content::PREVIEW_MAX_CHARS).collect()),
+            at: msg.timestamp,
+        };
+        let record = RecordInbound {
+            conversation_id,
+            number_id: number.phone_number_id.clone(),
+            wa_id: msg.from.clone(),
+            message_id,
+            sent_at: msg.timestamp,
+            preview,
+            contact_name: profile_name.map(str::to_owned),
+        };
+        let conversation_target = Target {
+            tenant_id: tenant,
+            stream_id: ids::conversation_stream(tenant, conversation_id),
+            wa_id: Some(&msg.from),
+        };
+        let contact_target =
+            Target { tenant_id: tenant, stream_id: ids::contact_stream(tenant, &msg.from), wa_id: Some(&msg.from) };
+        let observe = ObserveInbound {
+            wa_id: &msg.from,
+            profile_name,
+            message_id,
+            sent_at: msg.timestamp,
+            text,
+            keywords: &self.settings.keywords,
+        };
+        let (conversation, contact) = tokio::join!(
+            self.conversations.execute(&conversation_target, &meta, |s| {
+                Ok::<_, AppError>(conversation::record_inbound(s, record.clone(), now))
+            }),
+            self.contacts.execute(&contact_target, &meta, |s| Ok::<_, AppError>(contact::observe_inbound(s, &observe))),
+        );
+        conversation?;
+        contact?;
+
+        let received = MessageReceived {
+            message_id,
+            conversation_id,
+            number_id: number.phone_number_id.clone(),
+            wa_id: msg.from.clone(),
+            wamid: msg.wamid.clone(),
+            kind: msg.kind.clone(),
+            content: msg.content.clone(),
+            context: msg.context.clone(),
+            sent_at: msg.timestamp,
+            received_at: now,
+        };
+        let message_target = Target { tenant_id: tenant, stream_id: message_stream, wa_id: Some(&msg.from) };
+        let done = self
+            .messages
+            .execute(&message_target, &meta, |s| Ok::<_, AppError>(message::receive(s, received.clone())))
+            .await?;
+        Ok(if done.events.is_empty() { Received::Duplicate } else { Received::New })
+    }
+}
+
+fn item_number(item: &WebhookItem) -> Option<&str> {
+    match item {
+        WebhookItem::Message { phone_number_id, .. } | WebhookItem::Status { phone_number_id, .. } => {
+            Some(phone_number_id.as_str())
+        }
+        WebhookItem::Other { phone_number_id, .. } => phone_number_id.as_deref(),
+    }
+}

@@ -1,0 +1,9 @@
+//! The use cases: what Parley does for each request, webhook and queue message.
+
+pub mod dispatcher;
+pub mod inbound;
+pub mod numbers;
+pub mod send;
+pub mod sender;
+pub mod status;
+pub mod window_closer;

@@ -1,0 +1,283 @@
+//! The outbound sender (SPEC 6.1, 4.6): queued messages go to WhatsApp.
+//!
+//! Each queue message names one outbound message. The sender claims a
+//! dispatch attempt on the message's stream *before* calling the API, so an
+//! attempt is sent at most once; how the call ended is recorded after it.
+//! Retryable errors schedule the next attempt with exponential backoff and
+//! full jitter; permanent ones fail the message with its kind; an unknown
+//! outcome waits for WhatsApp's statuses to settle it.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use parley_domain::event::{Failure, MessageQueued};
+use parley_domain::message::{self, DispatchSkip};
+use parley_domain::{ids, Event};
+use parley_whatsapp::{Credentials, ErrorKind, RetryPolicy, SendError, SendRequest};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::error::AppError;
+use crate::queue::Delivery;
+use crate::repo::{ExecuteError, Target};
+use crate::sealing::Meta;
+
+/// A job on the outbound queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "job", rename_all = "snake_case")]
+pub enum OutboundJob {
+    /// Send the message (or its next attempt).
+    Dispatch { tenant_id: String, message_id: Uuid },
+    /// Fail an unconfirmed send that no status settled in time.
+    Settle { tenant_id: String, message_id: Uuid },
+}
+
+impl OutboundJob {
+    pub fn to_body(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// What should happen to the job next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    Done,
+    Again(OutboundJob, StdDuration),
+}
+
+/// First retry delay; doubled per attempt up to `BACKOFF_CAP`.
+const BACKOFF_BASE: Duration = Duration::seconds(2);
+const BACKOFF_CAP: Duration = Duration::minutes(5);
+/// Visibility of a job being worked on: longer than one API call can take.
+pub const JOB_VISIBILITY: StdDuration = StdDuration::from_secs(60);
+
+/// Exponential backoff with full jitter: a random delay in [base, base * 2^(attempt-1)], capped.
+pub fn backoff(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_BASE.num_milliseconds().saturating_mul(1i64 << attempt.saturating_sub(1).min(20));
+    let ceiling = ceiling.min(BACKOFF_CAP.num_milliseconds());
+    let floor = BACKOFF_BASE.num_milliseconds().min(ceiling);
+    Duration::milliseconds(rand::thread_rng().gen_range(floor..=ceiling))
+}
+
+fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> StdDuration {
+    (at - now).to_std().unwrap_or(StdDuration::ZERO)
+}
+
+impl App {
+    /// Runs one job and says what comes next.
+    pub async fn run_outbound_job(&self, job: &OutboundJob) -> Result<Next, AppError> {
+        match job {
+            OutboundJob::Dispatch { tenant_id, message_id } => self.dispatch(tenant_id, *message_id).await,
+            OutboundJob::Settle { tenant_id, message_id } => self.settle(tenant_id, *message_id).await,
+        }
+    }
+
+    /// Handles one queue delivery: acknowledges it when done, schedules the
+    /// follow-up job, and on an error leaves it to come back (and, after
+    /// enough receives, to the dead-letter queue).
+    pub async fn handle_outbound_delivery(&self, delivery: &Delivery) -> Result<(), AppError> {
+        let queue = &self.outbound_queue;
+        let Ok(job) = serde_json::from_str::<OutboundJob>(&delivery.body) else {
+            tracing::error!(body = %delivery.body, "unreadable outbound job dropped");
+            return queue.ack(&delivery.receipt).await.map_err(AppError::internal);
+        };
+        match self.run_outbound_job(&job).await {
+            Ok(Next::Done) => queue.ack(&delivery.receipt).await.map_err(AppError::internal),
+            Ok(Next::Again(next, delay)) => {
+                queue.send(&next.to_body(), delay).await.map_err(AppError::internal)?;
+                queue.ack(&delivery.receipt).await.map_err(AppError::internal)
+            }
+            Err(e) => {
+                let delay = backoff(delivery.receive_count).to_std().unwrap_or(StdDuration::from_secs(2));
+                tracing::warn!(error = %e, ?job, receive_count = delivery.receive_count, "outbound job failed; will retry");
+                queue.retry_later(&delivery.receipt, delay).await.map_err(AppError::internal)
+            }
+        }
+    }
+
+    async fn dispatch(&self, tenant_id: &str, message_id: Uuid) -> Result<Next, AppError> {
+        let stream_id = ids::message_stream(tenant_id, message_id);
+        let target = Target { tenant_id, stream_id: stream_id.clone(), wa_id: None };
+        let meta = Meta::new("sender");
+        let again = |delay| Next::Again(OutboundJob::Dispatch { tenant_id: tenant_id.to_owned(), message_id }, delay);
+        let settle_later =
+            |delay| Next::Again(OutboundJob::Settle { tenant_id: tenant_id.to_owned(), message_id }, delay);
+        let grace = self.settings.unconfirmed_grace.to_std().unwrap_or(StdDuration::from_secs(600));
+
+        let Some(queued) = self.queued_message(&stream_id).await? else {
+            return Ok(Next::Done);
+        };
+        // The contact may have opted out since the message was queued.
+        let contact = self.contacts.load(&ids::contact_stream(tenant_id, &queued.wa_id)).await?.state;
+        let now = self.clock.now();
+        let claim = self.messages.execute(&target, &meta, |m| {
+            if contact.is_opted_out() && m.exists() && m.attempts() == 0 && m.wamid.is_none() {
+                return Ok(vec![Event::MessageFailed {
+                    at: now,
+                    failure: Failure {
+                        code: None,
+                        kind: "opted_out".into(),
+                        title: Some("The contact opted out before the message went out".into()),
+                        detail: None,
+                    },
+                }]);
+            }
+            message::start_dispatch(m, now)
+        });
+        let claimed = match claim.await {
+            Ok(done) => done,
+            Err(ExecuteError::Rejected(DispatchSkip::NotSendable | DispatchSkip::Settled)) => return Ok(Next::Done),
+            Err(ExecuteError::Rejected(DispatchSkip::NotDue { retry_at })) => return Ok(again(until(retry_at, now))),
+            Err(ExecuteError::Rejected(DispatchSkip::OutcomeUnknown { attempt })) => {
+                // Found in flight: the process that claimed it stopped before it
+                // recorded the answer. Sending again could deliver it twice.
+                self.messages
+                    .execute(&target, &meta, |m| {
+                        Ok::<_, AppError>(message::record_unconfirmed(m, attempt, "the attempt was interrupted", now))
+                    })
+                    .await?;
+                return Ok(settle_later(grace));
+            }
+            Err(ExecuteError::Failed(e)) => return Err(e),
+        };
+        let Some(Event::MessageDispatchStarted { attempt, .. }) = claimed.events.first() else {
+            return Ok(Next::Done);
+        };
+        let attempt = *attempt;
+
+        let number = self.number(&queued.number_id).await?.ok_or(AppError::NotFound { what: "number" })?;
+        let credentials =
+            Credentials { phone_number_id: number.phone_number_id.clone(), access_token: number.access_token };
+        let request = SendRequest {
+            to: queued.wa_id.clone(),
+            kind: queued.kind.clone(),
+            content: queued.content.clone(),
+            context_message_id: queued.reply_to.clone(),
+            biz_opaque_callback_data: Some(message_id.to_string()),
+        };
+        let result = self.whatsapp.send(&credentials, &request).await;
+        let now = self.clock.now();
+        match result {
+            Ok(accepted) => {
+                self.messages
+                    .execute(&target, &meta, |m| Ok::<_, AppError>(message::record_accepted(m, &accepted.wamid, now)))
+                    .await?;
+                self.link_wamid(tenant_id, message_id, &accepted.wamid, &meta).await?;
+                Ok(Next::Done)
+            }
+            Err(SendError::Ambiguous(detail)) => {
+                self.messages
+                    .execute(&target, &meta, |m| {
+                        Ok::<_, AppError>(message::record_unconfirmed(m, attempt, &detail, now))
+                    })
+                    .await?;
+                Ok(settle_later(grace))
+            }
+            Err(error) => {
+                let (failure, retry_at) = self.failure_and_retry(&error, attempt, now);
+                let max = self.settings.send_max_attempts;
+                let done = self
+                    .messages
+                    .execute(&target, &meta, |m| {
+                        Ok::<_, AppError>(message::record_dispatch_failure(
+                            m,
+                            attempt,
+                            failure.clone(),
+                            retry_at,
+                            max,
+                            now,
+                        ))
+                    })
+                    .await?;
+                match done.events.first() {
+                    Some(Event::MessageDispatchFailed { retry_at, .. }) => Ok(again(until(*retry_at, now))),
+                    _ => Ok(Next::Done),
+                }
+            }
+        }
+    }
+
+    /// The failure to record and, for errors worth retrying, when to retry.
+    fn failure_and_retry(
+        &self,
+        error: &SendError,
+        attempt: u32,
+        now: DateTime<Utc>,
+    ) -> (Failure, Option<DateTime<Utc>>) {
+        let (code, kind, title) = match error {
+            SendError::Api { code, kind, message, .. } => (Some(*code), *kind, Some(message.clone())),
+            SendError::NotSent(detail) => (None, ErrorKind::Transient, Some(detail.clone())),
+            SendError::Protocol { http_status, detail } => {
+                (None, parley_whatsapp::classify(*http_status, None), Some(detail.clone()))
+            }
+            SendError::Ambiguous(detail) => (None, ErrorKind::Unknown, Some(detail.clone())),
+        };
+        let retry_at = match error.retry_policy() {
+            RetryPolicy::Backoff => Some(now + backoff(attempt)),
+            RetryPolicy::AfterSeconds(s) => {
+                Some(now + Duration::seconds(s as i64) + Duration::milliseconds(rand::thread_rng().gen_range(0..1000)))
+            }
+            // The credentials may have been rotated since they were read: once more, then give up.
+            RetryPolicy::RefreshCredentialsOnce if attempt == 1 => Some(now + Duration::seconds(1)),
+            RetryPolicy::RefreshCredentialsOnce | RetryPolicy::Never => None,
+        };
+        (Failure { code, kind: kind.as_str().to_owned(), title, detail: None }, retry_at)
+    }
+
+    async fn settle(&self, tenant_id: &str, message_id: Uuid) -> Result<Next, AppError> {
+        let target = Target { tenant_id, stream_id: ids::message_stream(tenant_id, message_id), wa_id: None };
+        let grace = self.settings.unconfirmed_grace;
+        let now = self.clock.now();
+        let done = self
+            .messages
+            .execute(&target, &Meta::new("sender"), |m| Ok::<_, AppError>(message::settle_unconfirmed(m, grace, now)))
+            .await?;
+        match done.state.dispatch {
+            message::Dispatch::Unconfirmed { since, .. } if done.events.is_empty() => Ok(Next::Again(
+                OutboundJob::Settle { tenant_id: tenant_id.to_owned(), message_id },
+                until(since + grace, now).max(StdDuration::from_secs(1)),
+            )),
+            _ => Ok(Next::Done),
+        }
+    }
+
+    /// The queued message's content, from the first event of its stream.
+    async fn queued_message(&self, stream_id: &str) -> Result<Option<MessageQueued>, AppError> {
+        let first = self.store.read_stream(stream_id, 0).await?;
+        let Some(first) = first.first() else { return Ok(None) };
+        match self.sealer.decode(first).await? {
+            Event::MessageQueued(q) => Ok(Some(q)),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The worker loop: receives jobs in small batches and runs them
+/// concurrently until `shutdown` resolves.
+pub async fn run_sender(app: Arc<App>, shutdown: impl std::future::Future<Output = ()> + Send) {
+    tokio::pin!(shutdown);
+    loop {
+        let receive = app.outbound_queue.receive(16, JOB_VISIBILITY, StdDuration::from_secs(1));
+        let deliveries = tokio::select! {
+            _ = &mut shutdown => return,
+            got = receive => got,
+        };
+        match deliveries {
+            Ok(deliveries) => {
+                let jobs = deliveries.iter().map(|d| app.handle_outbound_delivery(d));
+                for result in futures::future::join_all(jobs).await {
+                    if let Err(e) = result {
+                        tracing::error!(error = %e, "outbound queue bookkeeping failed");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "outbound queue unavailable");
+                tokio::time::sleep(StdDuration::from_secs(1)).await;
+            }
+        }
+    }
+}

@@ -19,11 +19,11 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use rusqlite::{params, Params};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 
 use self::reader::ReadPool;
 use self::row::{EncodedEvent, READ_ALL, READ_STREAM};
-use self::writer::AppendRequest;
+use self::writer::Queue;
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::store::{AppendOutcome, EventStore, ExpectedVersion, StoreError};
 
@@ -32,8 +32,8 @@ pub(crate) use self::schema::open_durable;
 /// The SQLite [`EventStore`] adapter.
 #[derive(Debug)]
 pub struct SqliteEventStore {
-    /// `None` only while dropping: closing the channel stops the writer.
-    requests: Option<mpsc::Sender<AppendRequest>>,
+    /// `None` only while dropping: closing the queue stops the writer.
+    queue: Option<Queue>,
     writer: Option<JoinHandle<()>>,
     readers: Arc<ReadPool>,
     head: watch::Sender<u64>,
@@ -48,10 +48,9 @@ impl SqliteEventStore {
         let head = schema::head(&conn)?;
         let readers = Arc::new(ReadPool::open(path.to_path_buf())?);
         let head = watch::Sender::new(head);
-        let (requests, queue) = mpsc::channel(writer::QUEUE_CAPACITY);
-        let writer = writer::spawn(conn, queue, head.clone())
+        let (queue, writer) = writer::spawn(conn, head.clone())
             .map_err(|e| StoreError::Unavailable(format!("cannot start the event writer: {e}")))?;
-        Ok(Self { requests: Some(requests), writer: Some(writer), readers, head })
+        Ok(Self { queue: Some(queue), writer: Some(writer), readers, head })
     }
 }
 
@@ -59,7 +58,7 @@ impl Drop for SqliteEventStore {
     fn drop(&mut self) {
         // Closing the channel lets the writer finish the batch in hand and
         // exit; waiting for it means the file is closed once drop returns.
-        self.requests.take();
+        self.queue.take();
         if let Some(writer) = self.writer.take() {
             if writer.join().is_err() {
                 tracing::error!("event writer thread panicked");
@@ -108,18 +107,8 @@ impl EventStore for SqliteEventStore {
         if events.is_empty() {
             return Err(StoreError::Empty);
         }
-        let stopped = || StoreError::Unavailable("event writer stopped".into());
-        let requests = self.requests.as_ref().ok_or_else(stopped)?;
-        let (reply, outcome) = oneshot::channel();
-        let request = AppendRequest {
-            tenant_id: tenant_id.to_owned(),
-            stream_id: stream_id.to_owned(),
-            expected,
-            events: events.into_iter().map(EncodedEvent::new).collect(),
-            reply,
-        };
-        requests.send(request).await.map_err(|_| stopped())?;
-        outcome.await.map_err(|_| stopped())?
+        let queue = self.queue.as_ref().ok_or_else(|| StoreError::Unavailable("event store is closing".into()))?;
+        queue.append(tenant_id, stream_id, expected, events.into_iter().map(EncodedEvent::new).collect()).await
     }
 
     async fn read_stream(&self, stream_id: &str, after_version: u64) -> Result<Vec<RecordedEvent>, StoreError> {

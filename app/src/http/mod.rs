@@ -44,6 +44,18 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// Only the WhatsApp webhook and health routes (the webhook function).
+pub fn webhook_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/webhooks/whatsapp", get(webhooks::verify).post(webhooks::receive))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(app)
+}
+
 /// Page sizes: 1 to 200, default 50.
 pub fn page_limit(limit: Option<usize>) -> Result<usize, AppError> {
     match limit {

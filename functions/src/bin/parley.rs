@@ -1,1 +1,95 @@
-fn main() {}
+//! `parley`: the local all-in-one server and its command line.
+
+use anyhow::Context;
+use chrono::Duration;
+use clap::{Parser, Subcommand};
+use parley_app::auth::{valid_tenant_id, Role};
+use parley_app::Config;
+use parley_functions::local::{shutdown_signal, Local};
+
+#[derive(Parser)]
+#[command(name = "parley", version, about = "Parley: WhatsApp Business messaging backend (local runtime)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API, the simulator and every worker (the default).
+    Serve,
+    /// Print a bearer token for a tenant, signed by the local key.
+    Token {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "owner")]
+        role: Role,
+        #[arg(long, default_value = "dev")]
+        user: String,
+        #[arg(long, default_value_t = 24)]
+        ttl_hours: i64,
+    },
+    /// Read-model maintenance.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Rebuild read models from the event log, from zero.
+    Rebuild {
+        /// One projection (messages, conversations, numbers); all when absent.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// How far each projection is behind the event log.
+    Status,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    parley_functions::telemetry::init();
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let addr = config.http_addr;
+            let local = Local::open(config)?;
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+            local.run(listener, shutdown_signal()).await
+        }
+        Command::Token { tenant, role, user, ttl_hours } => {
+            anyhow::ensure!(valid_tenant_id(&tenant), "--tenant: use 1 to 64 letters, digits, - or _");
+            let local = Local::open(config)?;
+            let token = local.issuer.issue(&tenant, &user, role, chrono::Utc::now(), Duration::hours(ttl_hours))?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Projections { command: ProjectionsCommand::Rebuild { name } } => {
+            let local = Local::open(config)?;
+            let started = std::time::Instant::now();
+            eprintln!("rebuilding {} from the event log...", name.as_deref().unwrap_or("all projections"));
+            local.projections.rebuild(name.as_deref()).await?;
+            for (name, lag) in local.projections.lag().await? {
+                eprintln!("{name}: rebuilt, {lag} events behind");
+            }
+            eprintln!("done in {:.1}s", started.elapsed().as_secs_f64());
+            Ok(())
+        }
+        Command::Projections { command: ProjectionsCommand::Status } => {
+            let local = Local::open(config)?;
+            for (name, lag) in local.projections.lag().await? {
+                println!("{name}\t{lag} events behind");
+            }
+            Ok(())
+        }
+    }
+}

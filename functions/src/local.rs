@@ -1,0 +1,168 @@
+//! The local runtime: SQLite event store and read models, a SQLite work
+//! queue, files for keys, the built-in WhatsApp simulator, every worker
+//! in-process. One process, one data directory, no cloud account.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use parley_app::app::{Ports, Settings};
+use parley_app::auth::LocalIssuer;
+use parley_app::config::{Config, StoreKind};
+use parley_app::idempotency::SqliteIdempotency;
+use parley_app::queue::SqliteQueue;
+use parley_app::readmodel::sqlite::SqliteReadModels;
+use parley_app::services::dispatcher::DispatchReactor;
+use parley_app::services::numbers::AppNumberDirectory;
+use parley_app::{App, SystemClock};
+use parley_events::{EventStore, ProjectionRunner, SqliteCheckpoints, SqliteEventStore};
+use parley_vault::LocalVault;
+use parley_whatsapp::simulator::{self, Simulator, SimulatorConfig};
+use parley_whatsapp::GraphClient;
+use tokio::sync::watch;
+
+/// Deliveries of one outbound job before it goes to the dead-letter store.
+const MAX_RECEIVES: u32 = 10;
+
+/// Everything the local runtime runs.
+pub struct Local {
+    pub app: Arc<App>,
+    pub config: Config,
+    pub read_models: Arc<SqliteReadModels>,
+    pub projections: Arc<ProjectionRunner>,
+    pub dispatch: Arc<ProjectionRunner>,
+    /// Present when the built-in simulator stands in for the Graph API.
+    pub simulator: Option<Arc<Simulator>>,
+    pub issuer: Arc<LocalIssuer>,
+}
+
+impl Local {
+    /// Opens (or creates) the data directory and composes the application.
+    pub fn open(config: Config) -> anyhow::Result<Local> {
+        if config.store != StoreKind::Sqlite {
+            anyhow::bail!("the local runtime keeps its data in SQLite: set PARLEY_STORE=sqlite or leave it unset");
+        }
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
+        let store: Arc<dyn EventStore> = Arc::new(SqliteEventStore::open(&dir.join("events.db"))?);
+        let vault = Arc::new(LocalVault::open(dir)?);
+        let read_models = SqliteReadModels::open(&dir.join("readmodels.db"))?;
+        let idempotency = Arc::new(SqliteIdempotency::open(&dir.join("state.db"))?);
+        let queue = Arc::new(SqliteQueue::open(&dir.join("queue.db"), MAX_RECEIVES)?);
+        let checkpoints = Arc::new(SqliteCheckpoints::open(&dir.join("state.db"))?);
+        let issuer = Arc::new(LocalIssuer::open(dir)?);
+
+        let simulated = config.whatsapp_api_base.is_none();
+        let api_base = config.whatsapp_api_base.clone().unwrap_or_else(|| format!("http://{}/simulator", config.http_addr));
+        let whatsapp = GraphClient::try_new(&api_base, &config.whatsapp_api_version, config.whatsapp_timeout)
+            .map_err(|e| anyhow::anyhow!("PARLEY_WHATSAPP_API_BASE: {e}"))?;
+
+        let mut keywords = parley_domain::optout::Keywords::default();
+        keywords.opt_out.extend(config.extra_opt_out_keywords.iter().cloned());
+        let settings = Settings {
+            send_max_attempts: config.send_max_attempts,
+            unconfirmed_grace: chrono::Duration::from_std(config.unconfirmed_grace)?,
+            keywords,
+            ..Settings::default()
+        };
+        let app = App::new(
+            Ports {
+                store: store.clone(),
+                vault,
+                read_models: read_models.clone(),
+                idempotency,
+                outbound_queue: queue.clone(),
+                whatsapp: Arc::new(whatsapp),
+                tokens: issuer.clone(),
+                clock: Arc::new(SystemClock),
+            },
+            settings,
+        );
+        let projections = Arc::new(ProjectionRunner::new(store.clone(), read_models.projections()));
+        let dispatch = Arc::new(ProjectionRunner::new(store, vec![Arc::new(DispatchReactor::new(queue, checkpoints))]));
+        let simulator = simulated.then(|| {
+            Simulator::new(
+                SimulatorConfig {
+                    webhook_url: format!("http://{}/webhooks/whatsapp", config.http_addr),
+                    status_delay: config.simulator_status_delay,
+                    read_receipts: true,
+                },
+                Arc::new(AppNumberDirectory(app.clone())),
+            )
+        });
+        Ok(Local { app, config, read_models, projections, dispatch, simulator, issuer })
+    }
+
+    /// The HTTP router: the API, plus the simulator under `/simulator`.
+    pub fn router(&self) -> axum::Router {
+        let api = parley_app::http::router(self.app.clone());
+        match &self.simulator {
+            Some(sim) => api.nest("/simulator", simulator::router(sim.clone())),
+            None => api,
+        }
+    }
+
+    /// Serves on `listener` and runs every worker until `shutdown` resolves.
+    pub async fn run(self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let mut workers = tokio::task::JoinSet::new();
+        {
+            let runner = self.projections.clone();
+            let stop = stopped();
+            workers.spawn(async move { runner.run(stop).await });
+        }
+        {
+            let runner = self.dispatch.clone();
+            let stop = stopped();
+            workers.spawn(async move { runner.run(stop).await });
+        }
+        workers.spawn(parley_app::services::sender::run_sender(self.app.clone(), stopped()));
+        workers.spawn(parley_app::services::window_closer::run_window_closer(
+            self.app.clone(),
+            self.config.window_closer_interval,
+            stopped(),
+        ));
+
+        let router = self.router();
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            data_dir = %self.config.data_dir.display(),
+            whatsapp = if self.simulator.is_some() { "built-in simulator" } else { "Graph API" },
+            "parley is serving"
+        );
+        let stop_for_server = stopped();
+        let server = axum::serve(listener, router).with_graceful_shutdown(stop_for_server);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        server.await.context("HTTP server failed")?;
+        while workers.join_next().await.is_some() {}
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -71,6 +71,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         latencies.extend(worker.await??);
     }
     let elapsed = started.elapsed();
+    if latencies.is_empty() {
+        return Err("no append completed".into());
+    }
     latencies.sort();
     let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
     let appends = latencies.len();

@@ -7,7 +7,7 @@
 //! the stored schema version to the current one, step by step, before serde
 //! sees it. Stored events are never rewritten.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -54,17 +54,24 @@ pub enum CodecError {
 }
 
 /// The registry of upcast steps and current schema versions, per event type.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Upcasters {
-    steps: HashMap<(String, u32), Upcast>,
-    explicit: HashMap<String, u32>,
+    types: HashMap<String, TypeSchema>,
 }
 
-impl fmt::Debug for Upcasters {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut steps: Vec<_> = self.steps.keys().collect();
-        steps.sort();
-        f.debug_struct("Upcasters").field("steps", &steps).field("explicit", &self.explicit).finish()
+/// What the registry knows of one event type.
+#[derive(Debug, Clone, Default)]
+struct TypeSchema {
+    /// Steps by the version they lift from.
+    steps: BTreeMap<u32, Upcast>,
+    /// A version declared without (or beyond) steps.
+    explicit: u32,
+}
+
+impl TypeSchema {
+    fn current(&self) -> u32 {
+        let from_steps = self.steps.last_key_value().map_or(1, |(from, _)| from.saturating_add(1));
+        from_steps.max(self.explicit).max(1)
     }
 }
 
@@ -77,7 +84,7 @@ impl Upcasters {
     /// Registers the step that lifts `event_type` data from `from_version`
     /// to `from_version + 1`. Registering the same step twice replaces it.
     pub fn register(&mut self, event_type: &str, from_version: u32, step: Upcast) -> &mut Self {
-        self.steps.insert((event_type.to_owned(), from_version), step);
+        self.types.entry(event_type.to_owned()).or_default().steps.insert(from_version, step);
         self
     }
 
@@ -91,22 +98,14 @@ impl Upcasters {
     /// version bump that registers no step yet. The current version is never
     /// lower than the highest registered step + 1.
     pub fn set_current_version(&mut self, event_type: &str, version: u32) -> &mut Self {
-        self.explicit.insert(event_type.to_owned(), version);
+        self.types.entry(event_type.to_owned()).or_default().explicit = version;
         self
     }
 
     /// The schema version new events of `event_type` are written with:
     /// 1 unless a step or an explicit version says otherwise.
     pub fn current_version(&self, event_type: &str) -> u32 {
-        let from_steps = self
-            .steps
-            .keys()
-            .filter(|(t, _)| t == event_type)
-            .map(|(_, from)| from.saturating_add(1))
-            .max()
-            .unwrap_or(1);
-        let explicit = self.explicit.get(event_type).copied().unwrap_or(1);
-        from_steps.max(explicit)
+        self.types.get(event_type).map_or(1, TypeSchema::current)
     }
 
     /// Lifts `data` of `event_type` from `schema_version` to the current version.
@@ -121,11 +120,10 @@ impl Upcasters {
         }
         let mut data = data;
         for from_version in schema_version..current {
-            // Building the owned key costs an allocation per step, but only
-            // for old events; current ones skip the loop entirely.
             let step = self
-                .steps
-                .get(&(event_type.to_owned(), from_version))
+                .types
+                .get(event_type)
+                .and_then(|schema| schema.steps.get(&from_version))
                 .ok_or_else(|| CodecError::MissingUpcast { event_type: event_type.to_owned(), from_version })?;
             data = step(data);
         }

@@ -148,8 +148,9 @@ impl ProjectionRunner {
     /// until `shutdown` resolves. Errors are logged with tracing and retried with backoff; never panics.
     ///
     /// Each projection follows the log on a task of its own, so a failing one
-    /// does not hold back the others. On shutdown, a batch being applied is
-    /// finished before `run` returns.
+    /// does not hold back the others; one that panics is restarted after the
+    /// longest retry pause. On shutdown, a batch being applied is finished
+    /// before `run` returns.
     pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) {
         let (stop_tx, stop) = watch::channel(false);
         let mut followers = JoinSet::new();
@@ -246,10 +247,10 @@ fn is_stopped(stop: &watch::Receiver<bool>) -> bool {
     *stop.borrow() || stop.has_changed().is_err()
 }
 
-/// Sleeps for `pause` unless told to stop first.
-async fn pause(stop: &mut watch::Receiver<bool>, pause: Duration) {
+/// Sleeps for `duration` unless told to stop first.
+async fn pause(stop: &mut watch::Receiver<bool>, duration: Duration) {
     tokio::select! {
-        () = tokio::time::sleep(pause) => {}
+        () = tokio::time::sleep(duration) => {}
         _ = stop.changed() => {}
     }
 }

@@ -56,8 +56,9 @@ impl SqliteEventStore {
 
 impl Drop for SqliteEventStore {
     fn drop(&mut self) {
-        // Closing the channel lets the writer finish the batch in hand and
-        // exit; waiting for it means the file is closed once drop returns.
+        // Closing the queue lets the writer commit the batch in hand and
+        // exit; waiting for it means the write connection is closed (and
+        // every accepted append answered) once drop returns.
         self.queue.take();
         if let Some(writer) = self.writer.take() {
             if writer.join().is_err() {

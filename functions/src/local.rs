@@ -53,7 +53,8 @@ impl Local {
         let issuer = Arc::new(LocalIssuer::open(dir)?);
 
         let simulated = config.whatsapp_api_base.is_none();
-        let api_base = config.whatsapp_api_base.clone().unwrap_or_else(|| format!("http://{}/simulator", config.http_addr));
+        let api_base =
+            config.whatsapp_api_base.clone().unwrap_or_else(|| format!("http://{}/simulator", config.http_addr));
         let whatsapp = GraphClient::try_new(&api_base, &config.whatsapp_api_version, config.whatsapp_timeout)
             .map_err(|e| anyhow::anyhow!("PARLEY_WHATSAPP_API_BASE: {e}"))?;
 
@@ -103,7 +104,11 @@ impl Local {
     }
 
     /// Serves on `listener` and runs every worker until `shutdown` resolves.
-    pub async fn run(self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = move || {
             let mut rx = stop_rx.clone();

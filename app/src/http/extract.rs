@@ -53,3 +53,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             .map_err(query_rejection)
     }
 }
+
+/// The raw request body, for handlers that must see the exact bytes (webhook
+/// signatures) or parse leniently; size-limit failures are problem+json.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|r| super::problem::body_rejection(r.status(), r.body_text()))
+    }
+}

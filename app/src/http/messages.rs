@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::extract::Query;
+use super::extract::{Query, RawBody};
 use super::problem::Problem;
 use crate::app::App;
 use crate::auth::Caller;
@@ -92,7 +91,7 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
     ),
     security(("bearer" = []))
 )]
-pub async fn send(State(app): State<Arc<App>>, caller: Caller, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn send(State(app): State<Arc<App>>, caller: Caller, headers: HeaderMap, RawBody(body): RawBody) -> Response {
     let parsed: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {

@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::Deserialize;
 
-use super::extract::Query;
+use super::extract::{Query, RawBody};
 use super::problem::Problem;
 use crate::app::App;
 use crate::error::AppError;
@@ -49,7 +48,7 @@ pub async fn verify(State(app): State<Arc<App>>, Query(h): Query<Handshake>) -> 
 pub async fn receive(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<axum::Json<WebhookOutcome>, AppError> {
     let signature = headers.get(parley_whatsapp::signature::SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     Ok(axum::Json(app.handle_webhook(&body, signature).await?))

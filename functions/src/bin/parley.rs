@@ -63,7 +63,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => {
             let addr = config.http_addr;
             let local = Local::open(config)?;
-            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+            let listener =
+                tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
             local.run(listener, shutdown_signal()).await
         }
         Command::Token { tenant, role, user, ttl_hours } => {

@@ -87,7 +87,7 @@ impl IdempotencyStore for SqliteIdempotency {
     async fn claim(&self, tenant_id: &str, key: &str, fingerprint: &str, now_ms: i64) -> Result<Claim, AppError> {
         let (tenant_id, key, fingerprint) = (tenant_id.to_owned(), key.to_owned(), fingerprint.to_owned());
         self.with_conn(move |c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let existing: Option<(String, String, Option<u16>, Option<String>, i64)> = tx
                 .query_row(
                     "SELECT fingerprint, state, response_status, response_body, expires_at FROM idempotency

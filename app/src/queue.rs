@@ -99,7 +99,7 @@ impl SqliteQueue {
         visibility: Duration,
         max_receives: u32,
     ) -> rusqlite::Result<Vec<Delivery>> {
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now = now_ms();
         let due: Vec<(i64, String, u32)> = {
             let mut stmt = tx.prepare_cached(

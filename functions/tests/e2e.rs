@@ -292,7 +292,7 @@ async fn idempotency_key_replays_the_first_response_and_refuses_another_body() {
         }
     };
     let (s1, first) = send(text_send("once"), "key-1").await;
-    assert_eq!(s1, StatusCode::ACCEPTED);
+    assert_eq!(s1, StatusCode::ACCEPTED, "{first}");
     let (s2, second) = send(text_send("once"), "key-1").await;
     assert_eq!(s2, StatusCode::ACCEPTED);
     assert_eq!(first, second);
@@ -390,6 +390,7 @@ async fn auth_roles_and_problem_details() {
 #[tokio::test]
 async fn webhook_handshake_echoes_the_challenge_for_a_known_token() {
     let (server, _) = server_with_number(WhatsApp::Simulator(Duration::from_millis(50))).await;
+    server.settled().await;
     let url = |token: &str| {
         format!(
             "{}/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token={token}",
@@ -465,47 +466,65 @@ async fn the_sender_maps_whatsapp_errors_to_retries_and_failures() {
 async fn an_interrupted_send_is_never_sent_twice_and_a_status_settles_it() {
     use parley_app::repo::Target;
     use parley_app::sealing::Meta;
-    use parley_app::services::sender::OutboundJob;
-    use parley_domain::{ids, message};
+    use parley_domain::event::MessageQueued;
+    use parley_domain::ids;
+    use parley_domain::message::{self, Dispatch};
 
     let fake = FakeGraph::start().await;
     let (server, token) = server_with_number(WhatsApp::Fake(fake.clone())).await;
-    // Stop the sender from picking the message up: record the claim first, as
-    // a process that crashed right after calling WhatsApp would have left it.
     server.webhook(&fresh(fixture("inbound_text.json")), APP_SECRET).await;
-    let app: Arc<parley_app::App> = server.app.clone();
-    let queued = app
-        .send_message(
-            &parley_app::auth::Caller { user_id: "u".into(), tenant_id: "acme".into(), role: Role::Owner },
-            serde_json::from_value(text_send("maybe sent")).unwrap(),
-        )
+    // A message whose dispatch was claimed by a sender that then crashed,
+    // before it could record what WhatsApp answered.
+    let app = server.app.clone();
+    let message_id = uuid::Uuid::now_v7();
+    let now = chrono::Utc::now();
+    let queued = MessageQueued {
+        message_id,
+        conversation_id: ids::conversation_id("acme", PNID, CUSTOMER),
+        number_id: PNID.into(),
+        wa_id: CUSTOMER.into(),
+        kind: "text".into(),
+        content: json!({"body": "maybe sent"}),
+        reply_to: None,
+        queued_at: now,
+    };
+    let stream = ids::message_stream("acme", message_id);
+    let target = Target { tenant_id: "acme", stream_id: stream.clone(), wa_id: Some(CUSTOMER) };
+    app.messages
+        .execute(&target, &Meta::new("crashed-sender"), |m| {
+            let mut events = message::queue(m, queued.clone());
+            let claimed = events.iter().fold(m.clone(), |s, e| s.evolve(e));
+            events.extend(message::start_dispatch(&claimed, now).unwrap());
+            Ok::<_, parley_app::AppError>(events)
+        })
         .await
         .unwrap();
-    let stream = ids::message_stream("acme", queued.id);
-    let target = Target { tenant_id: "acme", stream_id: stream.clone(), wa_id: None };
-    let now = chrono::Utc::now();
-    let claimed =
-        app.messages.execute(&target, &Meta::new("crashed-sender"), |m| message::start_dispatch(m, now)).await;
-    // The dispatcher may have won the race and sent it already: then this test
-    // has nothing to prove about the interrupted case, so make sure it did not.
-    assert!(claimed.is_ok(), "the claim is the test's");
 
-    let job = OutboundJob::Dispatch { tenant_id: "acme".into(), message_id: queued.id };
-    let next = app.run_outbound_job(&job).await.unwrap();
-    assert!(matches!(next, parley_app::services::sender::Next::Again(OutboundJob::Settle { .. }, _)), "{next:?}");
+    // The dispatcher queues it; the sender finds the attempt in flight.
+    let state = server
+        .eventually(Duration::from_secs(10), || async {
+            let m = app.messages.load(&stream).await.unwrap().state;
+            matches!(m.dispatch, Dispatch::Unconfirmed { .. }).then_some(m)
+        })
+        .await;
+    assert!(state.wamid.is_none());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(fake.sends(), 0, "an attempt whose outcome is unknown is never sent again");
 
     // WhatsApp did receive it: its status carries Parley's id back.
     let mut status = fixture("status_batch_out_of_order.json");
-    let s = &mut status["entry"][0]["changes"][0]["value"]["statuses"];
-    *s = json!([{"id": "wamid.RECOVERED", "status": "delivered", "timestamp": now.timestamp().to_string(),
-                 "recipient_id": CUSTOMER, "biz_opaque_callback_data": queued.id.to_string()}]);
+    status["entry"][0]["changes"][0]["value"]["statuses"] = json!([{
+        "id": "wamid.RECOVERED", "status": "delivered", "timestamp": now.timestamp().to_string(),
+        "recipient_id": CUSTOMER, "biz_opaque_callback_data": message_id.to_string()}]);
     let (code, _) = server.webhook(&status, APP_SECRET).await;
     assert_eq!(code, StatusCode::OK);
     server.settled().await;
-    let (_, m) = server.get(&token, &format!("/v1/messages/{}", queued.id)).await;
+    let (_, m) = server.get(&token, &format!("/v1/messages/{message_id}")).await;
     assert_eq!(m["wamid"], "wamid.RECOVERED");
     assert_eq!(m["status"], "delivered");
+    let events = app.store.read_stream(&stream, 0).await.unwrap();
+    assert!(events.iter().any(|e| e.event_type == "MessageDispatchUnconfirmed"));
+    assert!(!events.iter().any(|e| e.event_type == "MessageFailed"));
+    assert_eq!(fake.sends(), 0);
     server.stop().await;
 }

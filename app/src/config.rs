@@ -30,7 +30,25 @@ pub struct Config {
     /// Extra opt-out keywords for every tenant (STOP, UNSUBSCRIBE, CANCEL always apply).
     pub extra_opt_out_keywords: Vec<String>,
     pub window_closer_interval: Duration,
-    pub public_base_url: String,
+    /// An OpenAI-compatible provider for the AI helpers; none: the local provider.
+    pub llm: Option<LlmConfig>,
+}
+
+#[derive(Clone)]
+pub struct LlmConfig {
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<String>,
+}
+
+impl std::fmt::Debug for LlmConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.debug_struct("LlmConfig")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +114,23 @@ impl Config {
             .map(|v| v.split(',').map(|k| k.trim().to_uppercase()).filter(|k| !k.is_empty()).collect())
             .unwrap_or_default();
         let data_dir = PathBuf::from(get("PARLEY_DATA_DIR").unwrap_or_else(|| "./.parley".into()));
-        let public_base_url = get("PARLEY_PUBLIC_BASE_URL").unwrap_or_else(|| format!("http://{http_addr}"));
+        let llm = match (get("PARLEY_LLM_BASE_URL"), get("PARLEY_LLM_MODEL")) {
+            (None, None) => None,
+            (Some(base_url), Some(model)) => {
+                if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+                    problems.push(format!("PARLEY_LLM_BASE_URL: `{base_url}` must start with http:// or https://"));
+                }
+                Some(LlmConfig { base_url, model, api_key: get("PARLEY_LLM_API_KEY") })
+            }
+            (Some(_), None) => {
+                problems.push("PARLEY_LLM_MODEL: required when PARLEY_LLM_BASE_URL is set".into());
+                None
+            }
+            (None, Some(_)) => {
+                problems.push("PARLEY_LLM_BASE_URL: required when PARLEY_LLM_MODEL is set".into());
+                None
+            }
+        };
 
         if !problems.is_empty() {
             return Err(ConfigError { problems });
@@ -114,7 +148,7 @@ impl Config {
             unconfirmed_grace,
             extra_opt_out_keywords,
             window_closer_interval,
-            public_base_url,
+            llm,
         })
     }
 }

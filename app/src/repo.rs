@@ -50,16 +50,18 @@ pub struct Target<'a> {
     pub wa_id: Option<&'a str>,
 }
 
+/// A state with its stream version. States are shared, not copied: the cache
+/// and every reader hold the same `Arc` until a decision folds new events.
 #[derive(Debug, Clone)]
 pub struct Loaded<S> {
-    pub state: S,
+    pub state: Arc<S>,
     pub version: u64,
 }
 
 /// The result of an executed decision.
 #[derive(Debug, Clone)]
 pub struct Executed<S> {
-    pub state: S,
+    pub state: Arc<S>,
     pub version: u64,
     /// The events this decision appended (empty: nothing to change).
     pub events: Vec<Event>,
@@ -101,8 +103,17 @@ impl<S: Aggregate> Repository<S> {
     /// The stream's current state: the cached state brought up to date with
     /// any events appended after it.
     pub async fn load(&self, stream_id: &str) -> Result<Loaded<S>, AppError> {
-        let cached = self.cached(stream_id).unwrap_or(Loaded { state: S::default(), version: 0 });
+        let cached = self.cached(stream_id).unwrap_or_else(Loaded::empty);
         self.catch_up(stream_id, cached).await
+    }
+
+    /// The cached state if `settled` says it can no longer change in ways the
+    /// caller cares about; otherwise the current state from the store.
+    pub async fn load_settled(&self, stream_id: &str, settled: impl Fn(&S) -> bool) -> Result<Loaded<S>, AppError> {
+        match self.cached(stream_id) {
+            Some(known) if settled(&known.state) => Ok(known),
+            other => self.catch_up(stream_id, other.unwrap_or_else(Loaded::empty)).await,
+        }
     }
 
     /// Runs `decide` against the stream's state and appends what it decides.
@@ -118,10 +129,7 @@ impl<S: Aggregate> Repository<S> {
         let mut current = match self.cached(&target.stream_id) {
             Some(known) => known,
             // Unknown to this process: the stream may exist already.
-            None => self
-                .catch_up(&target.stream_id, Loaded { state: S::default(), version: 0 })
-                .await
-                .map_err(ExecuteError::Failed)?,
+            None => self.catch_up(&target.stream_id, Loaded::empty()).await.map_err(ExecuteError::Failed)?,
         };
         for _ in 0..MAX_ATTEMPTS {
             let events = decide(&current.state).map_err(ExecuteError::Rejected)?;
@@ -141,7 +149,7 @@ impl<S: Aggregate> Repository<S> {
             let expected = ExpectedVersion::Exact(current.version);
             match self.store.append(target.tenant_id, &target.stream_id, expected, encoded).await {
                 Ok(outcome) => {
-                    let state = events.iter().fold(current.state, |s, e| s.apply(e));
+                    let state = Arc::new(events.iter().fold((*current.state).clone(), |s, e| s.apply(e)));
                     self.remember(&target.stream_id, &state, outcome.version);
                     return Ok(Executed { state, version: outcome.version, events });
                 }
@@ -159,7 +167,7 @@ impl<S: Aggregate> Repository<S> {
         cache.get(stream_id)
     }
 
-    fn remember(&self, stream_id: &str, state: &S, version: u64) {
+    fn remember(&self, stream_id: &str, state: &Arc<S>, version: u64) {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.put(stream_id, state.clone(), version);
     }
@@ -171,25 +179,32 @@ impl<S: Aggregate> Repository<S> {
             self.remember(stream_id, &from.state, from.version);
             return Ok(from);
         }
-        let mut state = from.state;
+        let mut state = (*from.state).clone();
         let mut version = from.version;
         for recorded in &newer {
             state = state.apply(&self.sealer.decode(recorded).await?);
             version = recorded.version;
         }
+        let state = Arc::new(state);
         self.remember(stream_id, &state, version);
         Ok(Loaded { state, version })
+    }
+}
+
+impl<S: Default> Loaded<S> {
+    fn empty() -> Self {
+        Loaded { state: Arc::new(S::default()), version: 0 }
     }
 }
 
 /// A bounded map of stream states, evicting the oldest entries first.
 struct StateCache<S> {
     capacity: usize,
-    entries: HashMap<String, (S, u64)>,
+    entries: HashMap<String, (Arc<S>, u64)>,
     order: VecDeque<String>,
 }
 
-impl<S: Clone> StateCache<S> {
+impl<S> StateCache<S> {
     fn new(capacity: usize) -> Self {
         StateCache { capacity: capacity.max(1), entries: HashMap::new(), order: VecDeque::new() }
     }
@@ -198,7 +213,7 @@ impl<S: Clone> StateCache<S> {
         self.entries.get(key).map(|(s, v)| Loaded { state: s.clone(), version: *v })
     }
 
-    fn put(&mut self, key: &str, state: S, version: u64) {
+    fn put(&mut self, key: &str, state: Arc<S>, version: u64) {
         match self.entries.get_mut(key) {
             // Never move a cached state backwards (a slower writer finishing late).
             Some(entry) if entry.1 > version => {}

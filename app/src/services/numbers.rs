@@ -71,7 +71,7 @@ impl App {
             .numbers
             .execute(&target, &Meta::new(caller.actor()), |s| number::register(s, register.clone(), now))
             .await?;
-        done.state.registered.ok_or_else(|| AppError::internal("registration recorded no number"))
+        done.state.registered.clone().ok_or_else(|| AppError::internal("registration recorded no number"))
     }
 
     /// A registered number with its credentials, whichever tenant owns it.
@@ -79,7 +79,9 @@ impl App {
         if phone_number_id.is_empty() || !phone_number_id.bytes().all(|b| b.is_ascii_digit()) {
             return Ok(None);
         }
-        Ok(self.numbers.load(&ids::number_stream(phone_number_id)).await?.state.registered)
+        // A registered number stays registered: once seen, no need to ask the store again.
+        let stream = ids::number_stream(phone_number_id);
+        Ok(self.numbers.load_settled(&stream, |n| n.registered.is_some()).await?.state.registered.clone())
     }
 
     /// A number of the caller's tenant; another tenant's number is not found.

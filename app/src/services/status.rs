@@ -126,7 +126,7 @@ impl App {
         if done.events.is_empty() {
             return Ok(());
         }
-        for parked in done.state.parked {
+        for parked in &done.state.parked {
             let target = Target { tenant_id, stream_id: ids::message_stream(tenant_id, message_id), wa_id: None };
             self.messages
                 .execute(&target, meta, |s| Ok::<_, AppError>(message::record_status(s, parked.clone())))

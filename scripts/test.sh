@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs every check Parley has, on a fresh machine or a warm one:
+#   - installs what the tests need that is missing (a Python venv with the
+#     moto AWS emulator and cfn-lint, under .venv/),
+#   - starts moto on a free loopback port and points PARLEY_AWS_ENDPOINT at it,
+#   - formats-checks and lints the Rust code, runs the whole test suite,
+#   - lints template.yaml and formats-checks the Terraform in infrastructure/,
+#   - stops what it started. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# ---- tools -----------------------------------------------------------------
+VENV=$ROOT/.venv
+PY_REQUIREMENTS="moto[server]==5.2.5 cfn-lint==1.58.0"
+if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/cfn-lint" ]; then
+  step "installing test tools into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check $PY_REQUIREMENTS
+fi
+
+# ---- AWS emulator ------------------------------------------------------------
+MOTO_PID=""
+cleanup() {
+  if [ -n "$MOTO_PID" ]; then kill "$MOTO_PID" 2>/dev/null || true; wait "$MOTO_PID" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+MOTO_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+step "starting moto on 127.0.0.1:$MOTO_PORT"
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" > "${TMPDIR:-/tmp}/parley-moto-$MOTO_PORT.log" 2>&1 &
+MOTO_PID=$!
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null 2>&1 && break
+  kill -0 "$MOTO_PID" 2>/dev/null || { echo "moto failed to start" >&2; exit 1; }
+  sleep 0.2
+done
+export PARLEY_AWS_ENDPOINT=http://127.0.0.1:$MOTO_PORT
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+
+# ---- Rust ------------------------------------------------------------------
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --features parley-functions/lambda --quiet -- -D warnings
+
+step "cargo test"
+cargo test --workspace --all-targets --features parley-functions/lambda
+
+# ---- infrastructure ------------------------------------------------------------
+step "cfn-lint template.yaml"
+"$VENV/bin/cfn-lint" template.yaml
+
+if [ -d infrastructure ]; then
+  if command -v terraform >/dev/null 2>&1; then
+    step "terraform fmt -check"
+    terraform fmt -check -recursive infrastructure
+  else
+    echo "terraform is not installed: infrastructure/ formatting not checked" >&2
+    exit 1
+  fi
+fi
+
+step "all checks passed"

@@ -120,6 +120,20 @@ impl Server {
         }
     }
 
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// Stops the server and its workers but keeps the data directory.
+    pub async fn stop_workers_only(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
+
     /// Stops the server and waits for every worker to finish.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

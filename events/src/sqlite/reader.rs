@@ -1,6 +1,14 @@
 //! A small pool of read-only connections. WAL lets them read while the
-//! writer commits; each query runs on tokio's blocking pool so the async
-//! workers never wait on disk.
+//! writer commits. Queries that may return many rows run on tokio's blocking
+//! pool so the async workers never spend long on them; short ones run on the
+//! calling task, where they take a few microseconds, less than handing them
+//! to another thread and back would.
+//!
+//! Running on the calling task is safe on either kind of runtime: a WAL
+//! reader does not wait for the writer, for checkpoints or for other
+//! readers (only for recovery of a crashed file or a connection in exclusive
+//! locking mode, neither of which happens while the store is open), and the
+//! pages of a point query are almost always in memory already.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -49,6 +57,19 @@ impl ReadPool {
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+    }
+
+    /// Runs a short `query` (a few rows at most) on the calling task.
+    pub async fn read_inline<T>(
+        &self,
+        query: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        // Only waits while every connection is in use.
+        let _permit = self.permits.acquire().await.map_err(|_| StoreError::Unavailable("read pool closed".into()))?;
+        let conn = self.take()?;
+        let result = query(&conn);
+        self.put_back(conn);
+        result
     }
 
     /// An idle connection, or a fresh one if a panicking query took one with it.

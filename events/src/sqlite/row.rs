@@ -22,36 +22,75 @@ macro_rules! select_events {
 
 /// One stream after a version (?1 stream, ?2 version), served by UNIQUE(stream_id, version).
 pub(super) const READ_STREAM: &str = select_events!("WHERE stream_id = ?1 AND version > ?2 ORDER BY version");
+/// The same, up to a number of events (?3).
+pub(super) const READ_STREAM_PAGE: &str =
+    select_events!("WHERE stream_id = ?1 AND version > ?2 ORDER BY version LIMIT ?3");
 /// The global log after a position (?1 position, ?2 limit), served by the primary key.
 pub(super) const READ_ALL: &str = select_events!("WHERE global_position > ?1 ORDER BY global_position LIMIT ?2");
 
-/// A new event already turned into column values. The appending task does
-/// this work so the single writer thread only binds and steps.
+/// A new event already turned into column values, together with the event
+/// as it will read back. The appending task does this work so the single
+/// writer thread only binds, steps, and fills in what it assigns.
 #[derive(Debug)]
 pub(super) struct EncodedEvent {
+    /// The recorded event short of its version, global position and
+    /// recording time, which the writer sets as it inserts the row.
+    pub recorded: RecordedEvent,
     pub event_id: String,
-    pub event_type: String,
-    pub schema_version: u32,
     pub occurred_at: String,
     pub correlation_id: String,
     pub causation_id: Option<String>,
-    pub actor: String,
+    /// The data's JSON text, as stored.
     pub data: String,
 }
 
 impl EncodedEvent {
-    pub fn new(event: NewEvent) -> Self {
-        Self {
-            event_id: event.event_id.hyphenated().to_string(),
+    pub fn new(tenant_id: &str, stream_id: &str, event: NewEvent) -> Self {
+        // A `Value` always has a JSON text form; `Display` writes it.
+        let data = event.data.to_string();
+        let recorded = RecordedEvent {
+            event_id: event.event_id,
+            stream_id: stream_id.to_owned(),
+            version: 0,
+            tenant_id: tenant_id.to_owned(),
             event_type: event.event_type,
             schema_version: event.schema_version,
-            occurred_at: format_time(&event.occurred_at),
-            correlation_id: event.correlation_id.hyphenated().to_string(),
-            causation_id: event.causation_id.map(|id| id.hyphenated().to_string()),
+            occurred_at: event.occurred_at,
+            recorded_at: event.occurred_at,
+            correlation_id: event.correlation_id,
+            causation_id: event.causation_id,
             actor: event.actor,
-            // A `Value` always has a JSON text form; `Display` writes it.
-            data: event.data.to_string(),
+            data: as_read_back(event.data, &data),
+            global_position: 0,
+        };
+        Self {
+            event_id: recorded.event_id.hyphenated().to_string(),
+            occurred_at: format_time(&recorded.occurred_at),
+            correlation_id: recorded.correlation_id.hyphenated().to_string(),
+            causation_id: recorded.causation_id.map(|id| id.hyphenated().to_string()),
+            recorded,
+            data,
         }
+    }
+}
+
+/// The data as a read from SQLite would return it. Parsing the JSON text of
+/// a `Value` gives the same `Value` back, except that a float may come back
+/// one unit in the last place off; so data holding floats is taken from its
+/// text, as a reader would.
+fn as_read_back(data: serde_json::Value, text: &str) -> serde_json::Value {
+    if !holds_float(&data) {
+        return data;
+    }
+    serde_json::from_str(text).unwrap_or(data)
+}
+
+fn holds_float(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Number(number) => number.is_f64(),
+        serde_json::Value::Array(items) => items.iter().any(holds_float),
+        serde_json::Value::Object(fields) => fields.values().any(holds_float),
+        serde_json::Value::Null | serde_json::Value::Bool(_) | serde_json::Value::String(_) => false,
     }
 }
 

@@ -6,6 +6,8 @@
 //! many appends: while a commit is on its way to disk, the next batch queues.
 //! Each request is checked against its stream's version as left by the
 //! requests before it in the same batch; a conflicting request fails alone.
+//! Once a batch is committed, its events go into the tail cache, then the
+//! head moves, then the appenders hear back.
 //!
 //! When appenders are racing, the thread also waits a moment before a commit
 //! for those it has just answered, who typically come straight back: without
@@ -24,6 +26,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::row::{format_time, EncodedEvent};
+use super::tail::{Committed, Tail};
 use crate::store::{AppendOutcome, ExpectedVersion, StoreError};
 
 /// The most requests committed in one transaction: large enough to soak up
@@ -95,11 +98,15 @@ impl Queue {
 }
 
 /// Starts the writer thread. It runs until the returned queue is dropped.
-pub(super) fn spawn(conn: Connection, head: watch::Sender<u64>) -> std::io::Result<(Queue, JoinHandle<()>)> {
+pub(super) fn spawn(
+    conn: Connection,
+    head: watch::Sender<u64>,
+    tail: Arc<Tail>,
+) -> std::io::Result<(Queue, JoinHandle<()>)> {
     let (sender, requests) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("parley-event-writer".into())
-        .spawn(move || Writer { conn, requests, head }.run())?;
+        .spawn(move || Writer { conn, requests, head, tail }.run())?;
     Ok((Queue { sender, slots: Arc::new(Semaphore::new(QUEUE_CAPACITY)) }, thread))
 }
 
@@ -107,6 +114,7 @@ struct Writer {
     conn: Connection,
     requests: mpsc::Receiver<AppendRequest>,
     head: watch::Sender<u64>,
+    tail: Arc<Tail>,
 }
 
 impl Writer {
@@ -162,6 +170,14 @@ impl Writer {
     fn commit_and_reply(&mut self, batch: &mut Vec<AppendRequest>) {
         match commit(&mut self.conn, batch) {
             Ok(outcomes) => {
+                // The tail cache learns of the commit before anyone else,
+                // so that readers woken by the head find it there.
+                let committed = batch.iter_mut().zip(&outcomes).filter(|(_, outcome)| outcome.is_ok());
+                self.tail.extend(committed.flat_map(|(request, _)| {
+                    std::mem::take(&mut request.events)
+                        .into_iter()
+                        .map(|event| Committed { data_len: event.data.len(), event: event.recorded })
+                }));
                 if let Some(last) = outcomes.iter().filter_map(|o| o.as_ref().ok()).map(|o| o.last_position).max() {
                     self.head.send_replace(last);
                 }
@@ -184,9 +200,14 @@ impl Writer {
 
 /// Commits `batch` in one transaction. The outer error means nothing was
 /// committed; inner errors are conflicts of single requests.
-fn commit(conn: &mut Connection, batch: &[AppendRequest]) -> rusqlite::Result<Vec<Result<AppendOutcome, StoreError>>> {
+/// Each inserted event learns its version, position and recording time.
+fn commit(
+    conn: &mut Connection,
+    batch: &mut [AppendRequest],
+) -> rusqlite::Result<Vec<Result<AppendOutcome, StoreError>>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let recorded_at = format_time(&Utc::now());
+    let now = Utc::now();
+    let recorded_at = format_time(&now);
     let mut outcomes = Vec::with_capacity(batch.len());
     // Versions left by earlier requests of this batch. The transaction would
     // show them in `streams` as well; the map saves the lookup.
@@ -214,23 +235,26 @@ fn commit(conn: &mut Connection, batch: &[AppendRequest]) -> rusqlite::Result<Ve
             }
             let mut version = actual;
             let mut last_position = 0;
-            for event in &request.events {
+            for event in &mut request.events {
                 version += 1;
                 insert_event.execute(params![
                     stream_id,
                     version as i64,
                     event.event_id,
                     request.tenant_id,
-                    event.event_type,
-                    event.schema_version,
+                    event.recorded.event_type,
+                    event.recorded.schema_version,
                     event.occurred_at,
                     recorded_at,
                     event.correlation_id,
                     event.causation_id,
-                    event.actor,
+                    event.recorded.actor,
                     event.data,
                 ])?;
                 last_position = tx.last_insert_rowid();
+                event.recorded.version = version;
+                event.recorded.global_position = u64::try_from(last_position).unwrap_or(0);
+                event.recorded.recorded_at = now;
             }
             upsert_version.execute(params![stream_id, version as i64])?;
             versions.insert(stream_id, version);

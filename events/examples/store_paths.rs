@@ -14,8 +14,10 @@
 //!
 //! Defaults: 30,000 messages, 64 producers, a multi-thread runtime, and the
 //! system temporary directory. Rates depend on what else the machine is
-//! doing; the CPU time per operation less so.
+//! doing; the CPU time and allocations per operation much less so.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -71,6 +73,54 @@ fn rate(count: u64, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64()
 }
 
+/// The system allocator, counting allocations. Each thread counts in a
+/// thread-local and adds to the shared total every [`FLUSH_EVERY`]
+/// allocations, so counting costs no contention; totals are short by at most
+/// that much per thread.
+struct Counting;
+
+const FLUSH_EVERY: u64 = 256;
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    static UNFLUSHED: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is passed on unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        // SAFETY: the caller upholds `alloc`'s contract, which is `System`'s.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_one();
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+fn count_one() {
+    // A thread being torn down has no counter left; its allocations go uncounted.
+    let _ = UNFLUSHED.try_with(|unflushed| {
+        let count = unflushed.get() + 1;
+        if count == FLUSH_EVERY {
+            ALLOCATIONS.fetch_add(count, Ordering::Relaxed);
+            unflushed.set(0);
+        } else {
+            unflushed.set(count);
+        }
+    });
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
 /// CPU time this process has used so far (user plus system), from
 /// `/proc/self/stat` in clock ticks of 10 ms; zero where that is missing.
 /// On a shared machine it says more about cost than wall-clock rates do.
@@ -82,44 +132,64 @@ fn cpu_time() -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-/// Microseconds of CPU per operation since `since`.
-fn cpu_per(since: Duration, operations: u64) -> f64 {
-    (cpu_time().saturating_sub(since)).as_secs_f64() * 1e6 / operations.max(1) as f64
+/// What a phase cost the process: CPU time and allocations.
+#[derive(Clone, Copy)]
+struct Cost {
+    cpu: Duration,
+    allocations: u64,
 }
 
-/// `producers` tasks share `messages` messages; each appends to its own
-/// stream (after a dedup read when `dedup` is set). Returns the elapsed time.
+impl Cost {
+    fn now() -> Self {
+        Self { cpu: cpu_time(), allocations: ALLOCATIONS.load(Ordering::Relaxed) }
+    }
+
+    /// CPU microseconds and allocations per operation since `self`.
+    fn per(self, operations: u64, what: &str) -> String {
+        let now = Self::now();
+        let operations = operations.max(1) as f64;
+        let cpu = now.cpu.saturating_sub(self.cpu).as_secs_f64() * 1e6 / operations;
+        let allocations = now.allocations.saturating_sub(self.allocations) as f64 / operations;
+        format!("{cpu:.2} µs CPU, {allocations:.1} allocations per {what}")
+    }
+}
+
+/// The messages of `producers` tasks, dealt out in turn, each with the
+/// stream name of its dedup check: built before a phase starts so that the
+/// phase measures the store alone.
+fn deal(messages: u64, producers: u64, tag: &str) -> Vec<Vec<(String, Vec<NewEvent>)>> {
+    let mut dealt: Vec<Vec<_>> = (0..producers).map(|_| Vec::new()).collect();
+    for n in 0..messages {
+        dealt[(n % producers) as usize].push((format!("inbound-{tag}-{n}"), message(n)));
+    }
+    dealt
+}
+
+/// Each of `producers` tasks appends its messages to its own stream (after
+/// a dedup read when `dedup` is set). Returns the elapsed time.
 async fn produce(
     store: &Arc<SqliteEventStore>,
-    messages: u64,
-    producers: u64,
+    dealt: Vec<Vec<(String, Vec<NewEvent>)>>,
     dedup: bool,
     tag: &'static str,
 ) -> Result<Duration, Error> {
-    let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    let tasks: Vec<_> = (0..producers)
-        .map(|task| {
-            let (store, next) = (Arc::clone(store), Arc::clone(&next));
+    let tasks: Vec<_> = dealt
+        .into_iter()
+        .enumerate()
+        .map(|(task, messages)| {
+            let store = Arc::clone(store);
             let stream = format!("conversation-{tag}-{task}");
             tokio::spawn(async move {
                 let mut version = 0;
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= messages {
-                        return Ok::<_, Error>(());
+                for (inbound, events) in messages {
+                    if dedup && !store.read_stream(&inbound, 0).await?.is_empty() {
+                        return Err::<(), Error>("a fresh message id was already seen".into());
                     }
-                    if dedup {
-                        let seen = store.read_stream(&format!("inbound-{tag}-{n}"), 0).await?;
-                        if !seen.is_empty() {
-                            return Err("a fresh message id was already seen".into());
-                        }
-                    }
-                    version = store
-                        .append("tenant-bench", &stream, ExpectedVersion::Exact(version), message(n))
-                        .await?
-                        .version;
+                    version =
+                        store.append("tenant-bench", &stream, ExpectedVersion::Exact(version), events).await?.version;
                 }
+                Ok(())
             })
         })
         .collect();
@@ -154,22 +224,31 @@ async fn read_range(store: &Arc<SqliteEventStore>, from: u64, to: u64) -> Result
     Ok(rate(read, started.elapsed()))
 }
 
-/// `producers` tasks each do point reads of one kind; returns reads per second.
-async fn point_reads(store: &Arc<SqliteEventStore>, producers: u64, existing: bool) -> Result<f64, Error> {
+/// `producers` tasks each do point reads of one kind: of streams that do
+/// not exist, or of the last event of the task's stream. Returns reads per
+/// second and their cost.
+async fn point_reads(store: &Arc<SqliteEventStore>, producers: u64, existing: bool) -> Result<(f64, String), Error> {
+    let mut work = Vec::new();
+    for task in 0..producers {
+        let stream = format!("conversation-append-{task}");
+        let version = store.read_stream(&stream, 0).await?.len() as u64;
+        let missing: Vec<String> = (0..POINT_READS_PER_TASK).map(|n| format!("inbound-missing-{task}-{n}")).collect();
+        work.push((stream, version, missing));
+    }
+    let cost = Cost::now();
     let started = Instant::now();
-    let tasks: Vec<_> = (0..producers)
-        .map(|task| {
+    let tasks: Vec<_> = work
+        .into_iter()
+        .map(|(stream, version, missing)| {
             let store = Arc::clone(store);
             tokio::spawn(async move {
-                let stream = format!("conversation-append-{task}");
-                let version = store.read_stream(&stream, 0).await?.len() as u64;
-                for n in 0..POINT_READS_PER_TASK {
+                for missing in &missing {
                     if existing {
                         let events = store.read_stream(&stream, version - 1).await?;
                         if events.len() != 1 {
                             return Err::<(), Error>("expected the stream's last event".into());
                         }
-                    } else if !store.read_stream(&format!("inbound-missing-{task}-{n}"), 0).await?.is_empty() {
+                    } else if !store.read_stream(missing, 0).await?.is_empty() {
                         return Err("a missing stream has events".into());
                     }
                 }
@@ -180,18 +259,19 @@ async fn point_reads(store: &Arc<SqliteEventStore>, producers: u64, existing: bo
     for task in tasks {
         task.await??;
     }
-    Ok(rate(producers * POINT_READS_PER_TASK as u64, started.elapsed()))
+    let reads = producers * POINT_READS_PER_TASK as u64;
+    Ok((rate(reads, started.elapsed()), cost.per(reads, "read")))
 }
 
 /// A projection that only counts, with its checkpoint in memory.
-struct Counting {
+struct Tally {
     name: String,
     checkpoint: AtomicU64,
     applied: AtomicU64,
 }
 
 #[async_trait]
-impl Projection for Counting {
+impl Projection for Tally {
     fn name(&self) -> &str {
         &self.name
     }
@@ -218,45 +298,35 @@ async fn run(messages: u64, producers: u64, parent: PathBuf) -> Result<(), Error
     let dir = tempfile::tempdir_in(parent)?;
     let store = Arc::new(SqliteEventStore::open(&dir.path().join("events.db"))?);
 
-    let cpu = cpu_time();
-    let elapsed = produce(&store, messages, producers, false, "append").await?;
+    let dealt = deal(messages, producers, "append");
+    let cost = Cost::now();
+    let elapsed = produce(&store, dealt, false, "append").await?;
     let head = store.head_position().await?;
     println!(
-        "append:      {:>9.0} messages/s {:>9.0} events/s, {:>6.1} µs CPU/message ({head} events, {producers} producers)",
+        "append:      {:>9.0} messages/s {:>9.0} events/s; {} ({head} events, {producers} producers)",
         rate(messages, elapsed),
         rate(head, elapsed),
-        cpu_per(cpu, messages),
+        cost.per(messages, "message"),
     );
 
     let read = TAIL.min(head) * CONSUMERS as u64;
-    let cpu = cpu_time();
+    let cost = Cost::now();
     let tail = read_range(&store, head.saturating_sub(TAIL), head).await?;
-    let tail_cpu = cpu_per(cpu, read);
-    let cpu = cpu_time();
+    println!("read_all:    {tail:>9.0} events/s; {} (newest {TAIL}, {CONSUMERS} consumers)", cost.per(read, "event"));
+    let cost = Cost::now();
     let old = read_range(&store, 0, TAIL.min(head)).await?;
-    let old_cpu = cpu_per(cpu, read);
-    println!(
-        "read_all:    {tail:>9.0} events/s ({tail_cpu:.2} µs CPU/event) newest {TAIL}, \
-         {old:>9.0} events/s ({old_cpu:.2} µs CPU/event) oldest {TAIL}, {CONSUMERS} consumers"
-    );
+    println!("read_all:    {old:>9.0} events/s; {} (oldest {TAIL}, {CONSUMERS} consumers)", cost.per(read, "event"));
 
-    let reads = producers * POINT_READS_PER_TASK as u64;
-    let cpu = cpu_time();
-    let missing = point_reads(&store, producers, false).await?;
-    let missing_cpu = cpu_per(cpu, reads);
-    let cpu = cpu_time();
-    let existing = point_reads(&store, producers, true).await?;
-    let existing_cpu = cpu_per(cpu, reads);
-    println!(
-        "read_stream: {missing:>9.0} reads/s ({missing_cpu:.1} µs CPU/read) missing stream, \
-         {existing:>9.0} reads/s ({existing_cpu:.1} µs CPU/read) last event of a stream"
-    );
+    let (missing, cost) = point_reads(&store, producers, false).await?;
+    println!("read_stream: {missing:>9.0} reads/s; {cost} (missing stream)");
+    let (existing, cost) = point_reads(&store, producers, true).await?;
+    println!("read_stream: {existing:>9.0} reads/s; {cost} (last event of a stream)");
 
     // The server's shape: a dedup read and an append per message, with
     // three projections and a reactor following right behind.
-    let projections: Vec<Arc<Counting>> = (0..CONSUMERS)
+    let projections: Vec<Arc<Tally>> = (0..CONSUMERS)
         .map(|i| {
-            Arc::new(Counting { name: format!("p{i}"), checkpoint: AtomicU64::new(head), applied: AtomicU64::new(0) })
+            Arc::new(Tally { name: format!("p{i}"), checkpoint: AtomicU64::new(head), applied: AtomicU64::new(0) })
         })
         .collect();
     let runner = ProjectionRunner::new(
@@ -271,8 +341,9 @@ async fn run(messages: u64, producers: u64, parent: PathBuf) -> Result<(), Error
             })
             .await;
     });
-    let cpu = cpu_time();
-    let elapsed = produce(&store, messages, producers, true, "mixed").await?;
+    let dealt = deal(messages, producers, "mixed");
+    let cost = Cost::now();
+    let elapsed = produce(&store, dealt, true, "mixed").await?;
     let target = store.head_position().await?;
     let caught_up = Instant::now();
     while projections.iter().any(|p| p.checkpoint.load(Ordering::Acquire) < target) {
@@ -282,13 +353,13 @@ async fn run(messages: u64, producers: u64, parent: PathBuf) -> Result<(), Error
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let total = elapsed + caught_up.elapsed();
+    let cost = cost.per(messages, "message");
     let _ = stop.send(());
     following.await?;
-    let mixed_cpu = cpu_per(cpu, messages);
     let applied: u64 = projections.iter().map(|p| p.applied.load(Ordering::Relaxed)).sum();
     println!(
-        "mixed:       {:>9.0} messages/s, {mixed_cpu:>6.1} µs CPU/message, {CONSUMERS} projections caught up \
-         ({applied} events applied, {:?} behind at the end)",
+        "mixed:       {:>9.0} messages/s; {cost} ({CONSUMERS} projections caught up, \
+         {applied} events applied, {:?} behind at the end)",
         rate(messages, total),
         caught_up.elapsed()
     );

@@ -131,7 +131,7 @@ impl EventStore for SqliteEventStore {
             return Err(StoreError::Empty);
         }
         let queue = self.queue.as_ref().ok_or_else(|| StoreError::Unavailable("event store is closing".into()))?;
-        let events = events.into_iter().map(|event| EncodedEvent::new(tenant_id, stream_id, event)).collect();
+        let events = events.into_iter().map(EncodedEvent::new).collect();
         queue.append(tenant_id, stream_id, expected, events).await
     }
 

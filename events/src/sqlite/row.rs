@@ -2,8 +2,12 @@
 //! timestamps as RFC 3339 UTC text with nine fractional digits (exact for
 //! chrono's nanoseconds, and sorting in time order), data as JSON text.
 
+use std::fmt::Write;
+
 use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::types::ValueRef;
 use rusqlite::Row;
+use uuid::fmt::Hyphenated;
 use uuid::Uuid;
 
 use crate::envelope::{NewEvent, RecordedEvent};
@@ -28,31 +32,34 @@ pub(super) const READ_STREAM_PAGE: &str =
 /// The global log after a position (?1 position, ?2 limit), served by the primary key.
 pub(super) const READ_ALL: &str = select_events!("WHERE global_position > ?1 ORDER BY global_position LIMIT ?2");
 
-/// A new event already turned into column values, together with the event
-/// as it will read back. The appending task does this work so the single
-/// writer thread only binds, steps, and fills in what it assigns.
+/// How much room the JSON text of an event's data gets to begin with:
+/// enough for most events, so the text is written without regrowing.
+const DATA_TEXT_CAPACITY: usize = 512;
+
+/// A new event together with the parts of its row that take work to make.
+/// The appending task does this work so the single writer thread only
+/// binds, steps, and fills in what it assigns.
 #[derive(Debug)]
 pub(super) struct EncodedEvent {
-    /// The recorded event short of its version, global position and
-    /// recording time, which the writer sets as it inserts the row.
+    /// The event as it will read back, short of its stream, tenant, version,
+    /// global position and recording time, which the writer fills in.
     pub recorded: RecordedEvent,
-    pub event_id: String,
     pub occurred_at: String,
-    pub correlation_id: String,
-    pub causation_id: Option<String>,
     /// The data's JSON text, as stored.
     pub data: String,
 }
 
 impl EncodedEvent {
-    pub fn new(tenant_id: &str, stream_id: &str, event: NewEvent) -> Self {
-        // A `Value` always has a JSON text form; `Display` writes it.
-        let data = event.data.to_string();
+    pub fn new(event: NewEvent) -> Self {
+        let mut data = String::with_capacity(DATA_TEXT_CAPACITY);
+        // Writing to a String cannot fail, and every `Value` has a JSON text
+        // form, which `Display` writes.
+        let _ = write!(data, "{}", event.data);
         let recorded = RecordedEvent {
             event_id: event.event_id,
-            stream_id: stream_id.to_owned(),
+            stream_id: String::new(),
             version: 0,
-            tenant_id: tenant_id.to_owned(),
+            tenant_id: String::new(),
             event_type: event.event_type,
             schema_version: event.schema_version,
             occurred_at: event.occurred_at,
@@ -63,15 +70,16 @@ impl EncodedEvent {
             data: as_read_back(event.data, &data),
             global_position: 0,
         };
-        Self {
-            event_id: recorded.event_id.hyphenated().to_string(),
-            occurred_at: format_time(&recorded.occurred_at),
-            correlation_id: recorded.correlation_id.hyphenated().to_string(),
-            causation_id: recorded.causation_id.map(|id| id.hyphenated().to_string()),
-            recorded,
-            data,
-        }
+        Self { occurred_at: format_time(&recorded.occurred_at), recorded, data }
     }
+}
+
+/// The length of a UUID's column text.
+pub(super) const UUID_TEXT: usize = Hyphenated::LENGTH;
+
+/// The column text of a UUID, written into `buffer` instead of a new string.
+pub(super) fn uuid_text<'b>(id: &Uuid, buffer: &'b mut [u8; UUID_TEXT]) -> &'b str {
+    id.hyphenated().encode_lower(buffer)
 }
 
 /// The data as a read from SQLite would return it. Parsing the JSON text of
@@ -98,25 +106,34 @@ pub(super) fn format_time(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Nanos, true)
 }
 
-/// Reads one row selected by [`READ_STREAM`] or [`READ_ALL`].
+/// Reads one row selected by [`READ_STREAM`] or [`READ_ALL`]. Columns that
+/// are parsed (UUIDs, times, data) are read in place rather than copied out.
 pub(super) fn decode(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
     Ok(RecordedEvent {
         global_position: unsigned(row.get(0)?, "global_position")?,
         stream_id: row.get(1)?,
         version: unsigned(row.get(2)?, "version")?,
-        event_id: uuid(&row.get::<_, String>(3)?, "event_id")?,
+        event_id: uuid(text(row, 3, "event_id")?, "event_id")?,
         tenant_id: row.get(4)?,
         event_type: row.get(5)?,
         schema_version: u32::try_from(row.get::<_, i64>(6)?)
             .map_err(|_| StoreError::Corrupt("schema_version out of range".into()))?,
-        occurred_at: time(&row.get::<_, String>(7)?, "occurred_at")?,
-        recorded_at: time(&row.get::<_, String>(8)?, "recorded_at")?,
-        correlation_id: uuid(&row.get::<_, String>(9)?, "correlation_id")?,
-        causation_id: row.get::<_, Option<String>>(10)?.map(|id| uuid(&id, "causation_id")).transpose()?,
+        occurred_at: time(text(row, 7, "occurred_at")?, "occurred_at")?,
+        recorded_at: time(text(row, 8, "recorded_at")?, "recorded_at")?,
+        correlation_id: uuid(text(row, 9, "correlation_id")?, "correlation_id")?,
+        causation_id: match row.get_ref(10)? {
+            ValueRef::Null => None,
+            _ => Some(uuid(text(row, 10, "causation_id")?, "causation_id")?),
+        },
         actor: row.get(11)?,
-        data: serde_json::from_str(&row.get::<_, String>(12)?)
+        data: serde_json::from_str(text(row, 12, "data")?)
             .map_err(|e| StoreError::Corrupt(format!("data is not JSON: {e}")))?,
     })
+}
+
+/// A text column, borrowed from the row.
+fn text<'row>(row: &'row Row<'_>, index: usize, column: &str) -> Result<&'row str, StoreError> {
+    row.get_ref(index)?.as_str().map_err(|e| StoreError::Corrupt(format!("{column} is not text: {e}")))
 }
 
 fn unsigned(value: i64, column: &str) -> Result<u64, StoreError> {

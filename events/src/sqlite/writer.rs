@@ -25,7 +25,7 @@ use chrono::Utc;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
-use super::row::{format_time, EncodedEvent};
+use super::row::{format_time, uuid_text, EncodedEvent, UUID_TEXT};
 use super::tail::{Committed, Tail};
 use crate::store::{AppendOutcome, ExpectedVersion, StoreError};
 
@@ -60,6 +60,26 @@ struct AppendRequest {
     reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
     /// The request's place in the bounded queue, freed when it is answered.
     _slot: OwnedSemaphorePermit,
+}
+
+impl AppendRequest {
+    /// Takes the request's events once committed, completed with their
+    /// stream and tenant (the last event takes the request's own strings).
+    fn take_committed(&mut self) -> impl Iterator<Item = Committed> {
+        let events = std::mem::take(&mut self.events);
+        let (mut stream_id, mut tenant_id) = (std::mem::take(&mut self.stream_id), std::mem::take(&mut self.tenant_id));
+        let last = events.len().saturating_sub(1);
+        events.into_iter().enumerate().map(move |(i, mut event)| {
+            if i == last {
+                event.recorded.stream_id = std::mem::take(&mut stream_id);
+                event.recorded.tenant_id = std::mem::take(&mut tenant_id);
+            } else {
+                event.recorded.stream_id.clone_from(&stream_id);
+                event.recorded.tenant_id.clone_from(&tenant_id);
+            }
+            Committed { data_len: event.data.len(), event: event.recorded }
+        })
+    }
 }
 
 /// The appenders' end of the writer's queue.
@@ -173,11 +193,7 @@ impl Writer {
                 // The tail cache learns of the commit before anyone else,
                 // so that readers woken by the head find it there.
                 let committed = batch.iter_mut().zip(&outcomes).filter(|(_, outcome)| outcome.is_ok());
-                self.tail.extend(committed.flat_map(|(request, _)| {
-                    std::mem::take(&mut request.events)
-                        .into_iter()
-                        .map(|event| Committed { data_len: event.data.len(), event: event.recorded })
-                }));
+                self.tail.extend(committed.flat_map(|(request, _)| request.take_committed()));
                 if let Some(last) = outcomes.iter().filter_map(|o| o.as_ref().ok()).map(|o| o.last_position).max() {
                     self.head.send_replace(last);
                 }
@@ -235,20 +251,22 @@ fn commit(
             }
             let mut version = actual;
             let mut last_position = 0;
+            let (mut event_id, mut correlation_id, mut causation_id) = ([0; UUID_TEXT], [0; UUID_TEXT], [0; UUID_TEXT]);
             for event in &mut request.events {
                 version += 1;
+                let recorded = &event.recorded;
                 insert_event.execute(params![
                     stream_id,
                     version as i64,
-                    event.event_id,
+                    uuid_text(&recorded.event_id, &mut event_id),
                     request.tenant_id,
-                    event.recorded.event_type,
-                    event.recorded.schema_version,
+                    recorded.event_type,
+                    recorded.schema_version,
                     event.occurred_at,
                     recorded_at,
-                    event.correlation_id,
-                    event.causation_id,
-                    event.recorded.actor,
+                    uuid_text(&recorded.correlation_id, &mut correlation_id),
+                    recorded.causation_id.as_ref().map(|id| uuid_text(id, &mut causation_id)),
+                    recorded.actor,
                     event.data,
                 ])?;
                 last_position = tx.last_insert_rowid();

@@ -154,14 +154,24 @@ impl IdempotencyStore for SqliteIdempotency {
     }
 }
 
-#[cfg(test)]
-mod tests {
+/// The one conformance suite every `IdempotencyStore` adapter passes; `make`
+/// gives an empty store.
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance {
     use super::*;
+    use std::future::Future;
 
-    #[tokio::test]
-    async fn claim_replay_mismatch_and_expiry() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteIdempotency::open(&dir.path().join("s.db")).unwrap();
+    pub async fn run_idempotency_suite<F, Fut>(make: F)
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Arc<dyn IdempotencyStore>>,
+    {
+        claim_replay_mismatch_and_expiry(make().await).await;
+        stale_claims_can_be_taken_over_and_released(make().await).await;
+        concurrent_claims_admit_exactly_one(make().await).await;
+    }
+
+    async fn claim_replay_mismatch_and_expiry(store: Arc<dyn IdempotencyStore>) {
         assert_eq!(store.claim("t1", "k", "fp", 0).await.unwrap(), Claim::New);
         assert_eq!(store.claim("t1", "k", "fp", 1).await.unwrap(), Claim::InProgress);
         assert_eq!(store.claim("t2", "k", "fp", 1).await.unwrap(), Claim::New, "keys are per tenant");
@@ -173,14 +183,41 @@ mod tests {
         assert_eq!(store.claim("t1", "k", "other", after_a_day).await.unwrap(), Claim::New);
     }
 
-    #[tokio::test]
-    async fn stale_in_progress_claims_can_be_taken_over_and_released() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteIdempotency::open(&dir.path().join("s.db")).unwrap();
+    async fn stale_claims_can_be_taken_over_and_released(store: Arc<dyn IdempotencyStore>) {
         assert_eq!(store.claim("t1", "k", "fp", 0).await.unwrap(), Claim::New);
         let later = IN_PROGRESS_EXPIRY.as_millis() as i64 + 1;
         assert_eq!(store.claim("t1", "k", "fp", later).await.unwrap(), Claim::New);
         store.release("t1", "k").await.unwrap();
         assert_eq!(store.claim("t1", "k", "fp", later).await.unwrap(), Claim::New);
+    }
+
+    async fn concurrent_claims_admit_exactly_one(store: Arc<dyn IdempotencyStore>) {
+        let claims = (0..16).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.claim("t1", "race", "fp", 0).await.unwrap() })
+        });
+        let mut new = 0;
+        for c in claims {
+            if c.await.unwrap() == Claim::New {
+                new += 1;
+            }
+        }
+        assert_eq!(new, 1, "exactly one concurrent claim runs the command");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_idempotency_conforms() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = std::sync::atomic::AtomicU32::new(0);
+        conformance::run_idempotency_suite(|| {
+            let path = dir.path().join(format!("i{}.db", n.fetch_add(1, std::sync::atomic::Ordering::SeqCst)));
+            async move { Arc::new(SqliteIdempotency::open(&path).unwrap()) as Arc<dyn IdempotencyStore> }
+        })
+        .await;
     }
 }

@@ -72,9 +72,15 @@ impl App {
         Ok(outcome)
     }
 
-    /// Records one inbound message. The message stream is the commit point:
-    /// conversation and contact are updated first (idempotently), so a crash
-    /// before the message is recorded is repaired by WhatsApp's redelivery.
+    /// Records one inbound message.
+    ///
+    /// The message's stream (named by its wamid) is the dedup record. The
+    /// conversation, contact and message are appended together, so that they
+    /// usually share one durable commit. Conversation and contact decisions are
+    /// idempotent per message, and a redelivered message runs them again: if a
+    /// crash (or an error answered to WhatsApp) left the message recorded but
+    /// its conversation not, the redelivery completes it; otherwise they
+    /// decide nothing and the duplicate changes nothing.
     pub async fn receive_inbound(
         &self,
         number: &NumberRegistered,
@@ -84,9 +90,7 @@ impl App {
         let tenant = number.tenant_id.as_str();
         let message_id = ids::inbound_message_id(tenant, &msg.wamid);
         let message_stream = ids::message_stream(tenant, message_id);
-        if self.messages.load(&message_stream).await?.state.exists() {
-            return Ok(Received::Duplicate);
-        }
+        let known = self.messages.load(&message_stream).await?.state.exists();
         let now = self.clock.now();
         let meta = Meta { causation_id: None, ..Meta::new(format!("whatsapp:{}", msg.from)) };
         let conversation_id = ids::conversation_id(tenant, &number.phone_number_id, &msg.from);
@@ -122,14 +126,17 @@ impl App {
             text,
             keywords: &self.settings.keywords,
         };
-        let (conversation, contact) = tokio::join!(
-            self.conversations.execute(&conversation_target, &meta, |s| {
-                Ok::<_, AppError>(conversation::record_inbound(s, record.clone(), now))
-            }),
-            self.contacts.execute(&contact_target, &meta, |s| Ok::<_, AppError>(contact::observe_inbound(s, &observe))),
-        );
-        conversation?;
-        contact?;
+        let conversation = self.conversations.execute(&conversation_target, &meta, |s| {
+            Ok::<_, AppError>(conversation::record_inbound(s, record.clone(), now))
+        });
+        let contact =
+            self.contacts.execute(&contact_target, &meta, |s| Ok::<_, AppError>(contact::observe_inbound(s, &observe)));
+        if known {
+            let (conversation, contact) = tokio::join!(conversation, contact);
+            conversation?;
+            contact?;
+            return Ok(Received::Duplicate);
+        }
 
         let received = MessageReceived {
             message_id,
@@ -144,11 +151,12 @@ impl App {
             received_at: now,
         };
         let message_target = Target { tenant_id: tenant, stream_id: message_stream, wa_id: Some(&msg.from) };
-        let done = self
-            .messages
-            .execute(&message_target, &meta, |s| Ok::<_, AppError>(message::receive(s, received.clone())))
-            .await?;
-        Ok(if done.events.is_empty() { Received::Duplicate } else { Received::New })
+        let message =
+            self.messages.execute(&message_target, &meta, |s| Ok::<_, AppError>(message::receive(s, received.clone())));
+        let (conversation, contact, message) = tokio::join!(conversation, contact, message);
+        conversation?;
+        contact?;
+        Ok(if message?.events.is_empty() { Received::Duplicate } else { Received::New })
     }
 }
 

@@ -96,6 +96,7 @@ struct Settings {
     poll_interval: Duration,
     retry_min: Duration,
     retry_max: Duration,
+    coalesce: Duration,
 }
 
 impl std::fmt::Debug for ProjectionRunner {
@@ -115,6 +116,7 @@ impl ProjectionRunner {
                 poll_interval: DEFAULT_POLL_INTERVAL,
                 retry_min: DEFAULT_RETRY_MIN,
                 retry_max: DEFAULT_RETRY_MAX,
+                coalesce: Duration::ZERO,
             },
         }
     }
@@ -128,6 +130,14 @@ impl ProjectionRunner {
     /// How often `run` reads the log without having been woken by a commit.
     pub fn with_poll_interval(mut self, interval: Duration) -> Self {
         self.settings.poll_interval = interval;
+        self
+    }
+
+    /// How long a woken follower waits for more commits before it reads the
+    /// log. Under load this turns many small batches (one transaction each)
+    /// into fewer, larger ones, at the price of that much read-model lag.
+    pub fn with_coalesce(mut self, window: Duration) -> Self {
+        self.settings.coalesce = window;
         self
     }
 
@@ -292,6 +302,8 @@ impl Follower {
                             // Without a sender there will be no more ticks: fall back to polling.
                             if changed.is_err() {
                                 pause(&mut stop, poll).await;
+                            } else if !self.settings.coalesce.is_zero() {
+                                pause(&mut stop, self.settings.coalesce).await;
                             }
                         }
                         () = tokio::time::sleep(poll) => {}

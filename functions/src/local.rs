@@ -23,6 +23,10 @@ use tokio::sync::watch;
 
 /// Deliveries of one outbound job before it goes to the dead-letter store.
 const MAX_RECEIVES: u32 = 10;
+/// Read models trail the log by at most about this much under load.
+const READ_MODEL_COALESCE: std::time::Duration = std::time::Duration::from_millis(10);
+/// Queued messages wait at most about this much before the sender sees them.
+const DISPATCH_COALESCE: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Everything the local runtime runs.
 pub struct Local {
@@ -79,8 +83,15 @@ impl Local {
             },
             settings,
         );
-        let projections = Arc::new(ProjectionRunner::new(store.clone(), read_models.projections()));
-        let dispatch = Arc::new(ProjectionRunner::new(store, vec![Arc::new(DispatchReactor::new(queue, checkpoints))]));
+        // Under load, a few milliseconds of patience turns a transaction per
+        // commit into one per few hundred events.
+        let projections = Arc::new(
+            ProjectionRunner::new(store.clone(), read_models.projections()).with_coalesce(READ_MODEL_COALESCE),
+        );
+        let dispatch = Arc::new(
+            ProjectionRunner::new(store, vec![Arc::new(DispatchReactor::new(queue, checkpoints))])
+                .with_coalesce(DISPATCH_COALESCE),
+        );
         let simulator = simulated.then(|| {
             Simulator::new(
                 SimulatorConfig {

@@ -6,6 +6,7 @@
 //! moves after the jobs are queued, so a job may be queued twice; the sender
 //! is idempotent per message, so the second one finds nothing to do.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,13 +30,29 @@ pub fn job_for(event: &RecordedEvent) -> Option<OutboundJob> {
 pub struct DispatchReactor {
     queue: Arc<dyn WorkQueue>,
     checkpoints: Arc<SqliteCheckpoints>,
+    /// The last position handled, stored or not.
+    handled: AtomicU64,
+    /// The last position stored.
+    stored: AtomicU64,
 }
+
+/// How far the reactor may run past its stored checkpoint through events that
+/// queue nothing before it stores the position anyway: reading them again after
+/// a restart queues nothing, so each batch of them need not cost a durable write.
+const IDLE_CHECKPOINT_EVERY: u64 = 10_000;
 
 impl DispatchReactor {
     pub const NAME: &'static str = "outbound-dispatch";
 
     pub fn new(queue: Arc<dyn WorkQueue>, checkpoints: Arc<SqliteCheckpoints>) -> Self {
-        DispatchReactor { queue, checkpoints }
+        DispatchReactor { queue, checkpoints, handled: AtomicU64::new(0), stored: AtomicU64::new(0) }
+    }
+
+    async fn store(&self, position: u64) -> Result<(), ProjectionError> {
+        self.checkpoints.set(Self::NAME, position).await?;
+        self.stored.store(position, Ordering::SeqCst);
+        self.handled.fetch_max(position, Ordering::SeqCst);
+        Ok(())
     }
 }
 
@@ -46,23 +63,30 @@ impl Projection for DispatchReactor {
     }
 
     async fn checkpoint(&self) -> Result<u64, ProjectionError> {
-        self.checkpoints.get(Self::NAME).await
+        let stored = self.checkpoints.get(Self::NAME).await?;
+        self.stored.store(stored, Ordering::SeqCst);
+        Ok(self.handled.load(Ordering::SeqCst).max(stored))
     }
 
     async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        let Some(last) = events.last().map(|e| e.global_position) else { return Ok(()) };
+        let mut queued = 0;
         for job in events.iter().filter_map(job_for) {
             self.queue.send(&job.to_body(), Duration::ZERO).await.map_err(ProjectionError::read_model)?;
+            queued += 1;
         }
-        if let Some(last) = events.last() {
-            self.checkpoints.set(Self::NAME, last.global_position).await?;
+        if queued > 0 || last.saturating_sub(self.stored.load(Ordering::SeqCst)) >= IDLE_CHECKPOINT_EVERY {
+            self.store(last).await
+        } else {
+            self.handled.fetch_max(last, Ordering::SeqCst);
+            Ok(())
         }
-        Ok(())
     }
 
     /// Queued messages are never queued again from the start of the log:
-    /// a reset only forgets the position it reached.
+    /// a reset keeps the position it reached.
     async fn reset(&self) -> Result<(), ProjectionError> {
-        let head = self.checkpoints.get(Self::NAME).await?;
-        self.checkpoints.set(Self::NAME, head).await
+        let reached = self.checkpoint().await?;
+        self.store(reached).await
     }
 }

@@ -24,6 +24,12 @@ pub struct WebhookOutcome {
     pub ignored: usize,
 }
 
+enum ItemOutcome {
+    Message(Received),
+    Status,
+    Ignored,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Received {
     New,
@@ -52,21 +58,32 @@ impl App {
             parley_whatsapp::verify(n.app_secret.as_bytes(), body, signature).map_err(|_| AppError::BadSignature)?;
         }
 
-        let mut outcome = WebhookOutcome::default();
-        for item in &items {
+        // Items are independent decisions on (mostly) different streams: run them
+        // side by side so their appends share commits. Every decision is
+        // insensitive to the order it runs in (windows and statuses take the
+        // maximum, keywords compare message times), and concurrent writers to one
+        // stream are serialised by optimistic concurrency.
+        let work = items.iter().map(|item| {
             let number = item_number(item).and_then(|id| numbers.get(id));
-            match (item, number) {
-                (WebhookItem::Message { contact_name, message, .. }, Some(number)) => {
-                    match self.receive_inbound(number, contact_name.as_deref(), message).await? {
-                        Received::New => outcome.messages += 1,
-                        Received::Duplicate => outcome.duplicates += 1,
+            async move {
+                match (item, number) {
+                    (WebhookItem::Message { contact_name, message, .. }, Some(number)) => {
+                        self.receive_inbound(number, contact_name.as_deref(), message).await.map(ItemOutcome::Message)
                     }
+                    (WebhookItem::Status { status, .. }, Some(number)) => {
+                        self.apply_status(&number.tenant_id, status).await.map(|_| ItemOutcome::Status)
+                    }
+                    _ => Ok(ItemOutcome::Ignored),
                 }
-                (WebhookItem::Status { status, .. }, Some(number)) => {
-                    self.apply_status(&number.tenant_id, status).await?;
-                    outcome.statuses += 1;
-                }
-                _ => outcome.ignored += 1,
+            }
+        });
+        let mut outcome = WebhookOutcome::default();
+        for result in futures::future::join_all(work).await {
+            match result? {
+                ItemOutcome::Message(Received::New) => outcome.messages += 1,
+                ItemOutcome::Message(Received::Duplicate) => outcome.duplicates += 1,
+                ItemOutcome::Status => outcome.statuses += 1,
+                ItemOutcome::Ignored => outcome.ignored += 1,
             }
         }
         Ok(outcome)

@@ -93,9 +93,9 @@ impl SqliteReadModels {
     /// The projections that build these read models.
     pub fn projections(self: &Arc<Self>) -> Vec<Arc<dyn Projection>> {
         vec![
-            SqliteProjection::new(self.clone(), Kind::Messages),
-            SqliteProjection::new(self.clone(), Kind::Conversations),
-            SqliteProjection::new(self.clone(), Kind::Numbers),
+            SqliteProjection::shared(self.clone(), Kind::Messages),
+            SqliteProjection::shared(self.clone(), Kind::Conversations),
+            SqliteProjection::shared(self.clone(), Kind::Numbers),
         ]
     }
 
@@ -167,7 +167,7 @@ struct SqliteProjection {
 }
 
 impl SqliteProjection {
-    fn new(db: Arc<SqliteReadModels>, kind: Kind) -> Arc<dyn Projection> {
+    fn shared(db: Arc<SqliteReadModels>, kind: Kind) -> Arc<dyn Projection> {
         Arc::new(SqliteProjection { db, kind, applied: AtomicU64::new(0), stored: AtomicU64::new(0) })
     }
 }

@@ -10,6 +10,7 @@
 //! inside the write transaction) but its subscribers would not see the other
 //! store's commits.
 
+mod checkpointer;
 mod reader;
 mod row;
 mod schema;
@@ -24,6 +25,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Params};
 use tokio::sync::watch;
 
+pub use self::checkpointer::WalCheckpointer;
 use self::reader::ReadPool;
 use self::row::{EncodedEvent, READ_ALL, READ_STREAM, READ_STREAM_PAGE};
 use self::tail::Tail;
@@ -44,6 +46,7 @@ pub struct SqliteEventStore {
     /// `None` only while dropping: closing the queue stops the writer.
     queue: Option<Queue>,
     writer: Option<JoinHandle<()>>,
+    _checkpointer: WalCheckpointer,
     readers: Arc<ReadPool>,
     tail: Arc<Tail>,
     head: watch::Sender<u64>,
@@ -72,7 +75,8 @@ impl SqliteEventStore {
         let tail = Arc::new(Tail::new(events));
         let (queue, writer) = writer::spawn(conn, head.clone(), Arc::clone(&tail))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the event writer: {e}")))?;
-        Ok(Self { queue: Some(queue), writer: Some(writer), readers, tail, head })
+        let checkpointer = WalCheckpointer::start(path)?;
+        Ok(Self { queue: Some(queue), writer: Some(writer), readers, tail, head, _checkpointer: checkpointer })
     }
 }
 

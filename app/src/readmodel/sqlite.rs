@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use parley_domain::status::{DeliveryStatus, ReportedStatuses};
+use parley_events::sqlite::WalCheckpointer;
 use parley_events::{Projection, ProjectionError, RecordedEvent};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde_json::Value;
@@ -51,6 +52,8 @@ CREATE INDEX IF NOT EXISTS conversations_closing ON conversations(window_expired
 /// reader connections for queries (WAL lets them run side by side).
 pub struct SqliteReadModels {
     writer: Arc<Mutex<Connection>>,
+    /// Copies the WAL back outside the projections' commits.
+    _checkpointer: WalCheckpointer,
     readers: Vec<Arc<Mutex<Connection>>>,
     next_reader: std::sync::atomic::AtomicUsize,
 }
@@ -76,7 +79,7 @@ impl SqliteReadModels {
             // the last few batches on power loss and never their consistency.
             c.execute_batch(
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;
-                 PRAGMA cache_size=-32768; PRAGMA wal_autocheckpoint=10000;",
+                 PRAGMA cache_size=-32768; PRAGMA wal_autocheckpoint=0;",
             )?;
             Ok(c)
         };
@@ -84,6 +87,7 @@ impl SqliteReadModels {
         writer.execute_batch(SCHEMA)?;
         let readers = (0..4).map(|_| open().map(|c| Arc::new(Mutex::new(c)))).collect::<Result<_, _>>()?;
         Ok(Arc::new(SqliteReadModels {
+            _checkpointer: WalCheckpointer::start(path)?,
             writer: Arc::new(Mutex::new(writer)),
             readers,
             next_reader: Default::default(),

@@ -55,17 +55,15 @@ pub(crate) fn open_durable(path: &Path) -> Result<Connection, StoreError> {
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     // Appends touch index pages all over the file (stream ids are random), so
-    // a larger page cache saves re-reading them, and a larger WAL before each
-    // checkpoint lets one copy-back serve many commits to the same hot pages.
+    // a larger page cache saves re-reading them. The WAL is copied back by a
+    // background checkpointer, never inside a commit.
     conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
-    conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     Ok(conn)
 }
 
 /// Page cache of the writer connection, in KiB (SQLite takes negative sizes as KiB).
 const WRITER_CACHE_KIB: i64 = -65_536;
-/// WAL pages written before SQLite copies them back into the database file.
-const WAL_CHECKPOINT_PAGES: i64 = 10_000;
 
 /// Creates the event tables if they are missing and checks that the file is
 /// not from a newer layout.

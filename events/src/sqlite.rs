@@ -188,8 +188,8 @@ mod tests {
     use super::*;
     use crate::conformance::run_event_store_suite;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn passes_the_event_store_suite() {
+    /// The suite, each case on a fresh file.
+    async fn run_suite_on_fresh_files() {
         let dir = tempfile::tempdir().expect("temp dir");
         let files = AtomicUsize::new(0);
         run_event_store_suite(|| {
@@ -199,15 +199,14 @@ mod tests {
         .await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn passes_the_event_store_suite() {
+        run_suite_on_fresh_files().await;
+    }
+
     #[tokio::test]
     async fn passes_the_event_store_suite_on_a_current_thread_runtime() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let files = AtomicUsize::new(0);
-        run_event_store_suite(|| {
-            let path = dir.path().join(format!("events-{}.db", files.fetch_add(1, Ordering::Relaxed)));
-            async move { SqliteEventStore::open(&path).expect("open store") }
-        })
-        .await;
+        run_suite_on_fresh_files().await;
     }
 
     fn event(n: u64) -> NewEvent {

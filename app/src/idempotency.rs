@@ -8,12 +8,12 @@
 //! after a day.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::blocking::BlockingConnection;
 use crate::error::AppError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub const IN_PROGRESS_EXPIRY: Duration = Duration::from_secs(60);
 pub const COMPLETED_EXPIRY: Duration = Duration::from_secs(24 * 3600);
 
 pub struct SqliteIdempotency {
-    conn: Arc<Mutex<Connection>>,
+    conn: BlockingConnection,
 }
 
 impl SqliteIdempotency {
@@ -67,18 +67,14 @@ impl SqliteIdempotency {
                  state TEXT NOT NULL, response_status INTEGER, response_body TEXT,
                  expires_at INTEGER NOT NULL, PRIMARY KEY (tenant_id, key));",
         )?;
-        Ok(SqliteIdempotency { conn: Arc::new(Mutex::new(conn)) })
+        Ok(SqliteIdempotency { conn: BlockingConnection::new(conn) })
     }
 
     async fn with_conn<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, AppError> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || f(&mut conn.lock().unwrap_or_else(|e| e.into_inner())))
-            .await
-            .map_err(AppError::internal)?
-            .map_err(AppError::from)
+        self.conn.run(f).await.map_err(AppError::internal)
     }
 }
 
@@ -160,6 +156,7 @@ impl IdempotencyStore for SqliteIdempotency {
 pub mod conformance {
     use super::*;
     use std::future::Future;
+    use std::sync::Arc;
 
     pub async fn run_idempotency_suite<F, Fut>(make: F)
     where
@@ -209,6 +206,7 @@ pub mod conformance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_idempotency_conforms() {

@@ -8,13 +8,15 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection};
 use tokio::sync::Notify;
 use uuid::Uuid;
+
+use crate::blocking::BlockingConnection;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -58,7 +60,7 @@ async fn wait_for_work(notify: &Notify, wait: Duration) {
 
 /// A durable queue in a SQLite file.
 pub struct SqliteQueue {
-    conn: Arc<Mutex<Connection>>,
+    conn: BlockingConnection,
     notify: Notify,
     max_receives: u32,
 }
@@ -76,21 +78,14 @@ impl SqliteQueue {
              CREATE TABLE IF NOT EXISTS queue_dead_letters (id INTEGER PRIMARY KEY, body TEXT NOT NULL, dead_at INTEGER NOT NULL);",
         )
         .map_err(unavailable)?;
-        Ok(SqliteQueue { conn: Arc::new(Mutex::new(conn)), notify: Notify::new(), max_receives })
+        Ok(SqliteQueue { conn: BlockingConnection::new(conn), notify: Notify::new(), max_receives })
     }
 
     async fn with_conn<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, QueueError> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut conn)
-        })
-        .await
-        .map_err(unavailable)?
-        .map_err(unavailable)
+        self.conn.run(f).await.map_err(unavailable)
     }
 
     fn receive_now(
@@ -289,6 +284,7 @@ pub mod conformance {
     use super::*;
     use std::collections::HashSet;
     use std::future::Future;
+    use std::sync::Arc;
 
     const VIS: Duration = Duration::from_millis(300);
     const NO_WAIT: Duration = Duration::ZERO;
@@ -408,6 +404,7 @@ pub mod conformance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[tokio::test]
     async fn memory_queue_conforms() {

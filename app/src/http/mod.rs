@@ -28,25 +28,25 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The whole API.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/health", get(health))
+    let routes = Router::new()
         .route("/openapi.json", get(openapi::serve))
-        .route("/webhooks/whatsapp", get(webhooks::verify).post(webhooks::receive))
         .route("/v1/numbers", get(numbers::list).post(numbers::register))
         .route("/v1/messages", get(messages::list).post(messages::send))
         .route("/v1/messages/{id}", get(messages::get))
         .route("/v1/conversations", get(conversations::list))
-        .route("/v1/conversations/{id}", get(conversations::get))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http())
-        .with_state(app)
+        .route("/v1/conversations/{id}", get(conversations::get));
+    with_edges(routes, app)
 }
 
 /// Only the WhatsApp webhook and health routes (the webhook function).
 pub fn webhook_router(app: Arc<App>) -> Router {
-    Router::new()
+    with_edges(Router::new(), app)
+}
+
+/// What every router serves and wraps: health, the webhook, problem+json
+/// fallbacks, the body limit and request tracing.
+fn with_edges(routes: Router<Arc<App>>, app: Arc<App>) -> Router {
+    routes
         .route("/health", get(health))
         .route("/webhooks/whatsapp", get(webhooks::verify).post(webhooks::receive))
         .fallback(not_found)

@@ -145,7 +145,8 @@ impl Kind {
         self.name()
     }
 
-    /// Whether the event can change this read model.
+    /// Whether the event can change this read model. `apply` hands each
+    /// `project_*` function only the events its kind is concerned with.
     fn concerns(self, e: &RecordedEvent) -> bool {
         match self {
             Kind::Messages => e.stream_id.contains("/message/"),
@@ -260,9 +261,6 @@ fn stream_entity_id(stream_id: &str) -> Option<Uuid> {
 }
 
 fn project_message(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), AppError> {
-    if !e.stream_id.contains("/message/") {
-        return Ok(());
-    }
     let Some(id) = stream_entity_id(&e.stream_id) else { return Ok(()) };
     let (tenant, id, d, v) = (e.tenant_id.as_str(), id.to_string(), &e.data, e.version as i64);
     let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -353,9 +351,6 @@ fn refresh_status(tx: &Transaction<'_>, tenant: &str, id: &str) -> Result<(), Ap
 }
 
 fn project_conversation(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), AppError> {
-    if !e.stream_id.contains("/conversation/") {
-        return Ok(());
-    }
     let Some(id) = stream_entity_id(&e.stream_id) else { return Ok(()) };
     let (tenant, id, d, v) = (e.tenant_id.as_str(), id.to_string(), &e.data, e.version as i64);
     let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -412,9 +407,6 @@ fn project_conversation(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), A
 }
 
 fn project_number(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), AppError> {
-    if e.event_type != "NumberRegistered" {
-        return Ok(());
-    }
     let d = &e.data;
     let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
     tx.prepare_cached(

@@ -109,7 +109,7 @@ impl App {
         let message_stream = ids::message_stream(tenant, message_id);
         let known = self.messages.load(&message_stream).await?.state.exists();
         let now = self.clock.now();
-        let meta = Meta { causation_id: None, ..Meta::new(format!("whatsapp:{}", msg.from)) };
+        let meta = Meta::new(format!("whatsapp:{}", msg.from));
         let conversation_id = ids::conversation_id(tenant, &number.phone_number_id, &msg.from);
         let text = msg.text();
         let preview = Preview {

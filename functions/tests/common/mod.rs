@@ -136,12 +136,7 @@ impl Server {
 
     /// Stops the server and waits for every worker to finish.
     pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-        }
+        self.stop_workers_only().await;
     }
 
     pub fn token(&self, tenant: &str, role: Role) -> String {

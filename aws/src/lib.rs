@@ -1,0 +1,8 @@
+//! Parley's AWS adapters.
+//!
+//! Each module implements one port of the application with the real aws-sdk
+//! client for the service behind it. Clients are built once from one
+//! [`SdkConfig`](aws_config::SdkConfig) (see [`config`]) and shared, so a Lambda
+//! function pays for credential and endpoint resolution at init, not per call.
+
+pub mod config;

@@ -5,4 +5,6 @@
 //! [`SdkConfig`](aws_config::SdkConfig) (see [`config`]) and shared, so a Lambda
 //! function pays for credential and endpoint resolution at init, not per call.
 
+mod batching;
 pub mod config;
+pub mod sqs;

@@ -7,4 +7,5 @@
 
 mod batching;
 pub mod config;
+pub mod eventbridge;
 pub mod sqs;

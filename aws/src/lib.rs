@@ -8,4 +8,6 @@
 mod batching;
 pub mod config;
 pub mod eventbridge;
+pub mod s3;
+pub mod ses;
 pub mod sqs;

@@ -8,6 +8,8 @@
 // Each test file compiles this module on its own and uses part of it.
 #![allow(dead_code)]
 
+pub mod ses_probe;
+
 use aws_config::SdkConfig;
 use parley_aws::config::AwsTarget;
 

@@ -5,9 +5,11 @@
 //! caller and the name of its table; `create_table` functions exist for
 //! tests and local tools, while deployed tables come from `template.yaml`.
 
+pub mod capacity;
 pub mod event_store;
 pub mod stream;
 
+pub use capacity::{CapacityMeter, CapacityUnits};
 pub use event_store::DynamoEventStore;
 pub use stream::{recorded_events_from_stream, StreamDecodeError};
 

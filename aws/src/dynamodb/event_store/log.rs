@@ -19,13 +19,16 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
 use aws_sdk_dynamodb::Client;
 use chrono::Utc;
 use parley_events::{RecordedEvent, StoreError};
 
 use super::item::{number, string, Item, PK, SK};
-use super::unavailable;
+use crate::dynamodb::capacity::{CapacityMeter, Kind};
+use crate::dynamodb::unavailable;
 
 /// The partition key of the position counter item.
 pub const COUNTER_KEY: &str = "$pos";
@@ -97,6 +100,7 @@ enum State {
 pub struct GlobalLog {
     client: Client,
     table: String,
+    meter: Arc<CapacityMeter>,
 }
 
 fn key(pk: &str, sk: u64) -> Item {
@@ -104,8 +108,8 @@ fn key(pk: &str, sk: u64) -> Item {
 }
 
 impl GlobalLog {
-    pub fn new(client: Client, table: String) -> Self {
-        Self { client, table }
+    pub fn new(client: Client, table: String, meter: Arc<CapacityMeter>) -> Self {
+        Self { client, table, meter }
     }
 
     /// Reserves `count` positions for an append of `stream_id` starting at
@@ -121,9 +125,11 @@ impl GlobalLog {
             .expression_attribute_names("#c", COUNTER)
             .expression_attribute_values(":n", AttributeValue::N(count.to_string()))
             .return_values(ReturnValue::UpdatedNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(unavailable)?;
+        self.meter.record(Kind::Write, output.consumed_capacity());
         let last: u64 = number(output.attributes().unwrap_or(&Item::new()), COUNTER)?;
         let first = last + 1 - count;
         let mut entry = key(LOG_KEY, first);
@@ -131,7 +137,16 @@ impl GlobalLog {
         entry.insert(FIRST_VERSION.into(), AttributeValue::N(first_version.to_string()));
         entry.insert(COUNT.into(), AttributeValue::N(count.to_string()));
         entry.insert(RESERVED_AT.into(), AttributeValue::N(reserved_at.to_string()));
-        self.client.put_item().table_name(&self.table).set_item(Some(entry)).send().await.map_err(unavailable)?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(entry))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.meter.record(Kind::Write, put.consumed_capacity());
         Ok(Reservation { first, last })
     }
 
@@ -147,8 +162,12 @@ impl GlobalLog {
             .update_expression("SET #d = :t")
             .expression_attribute_names("#d", DEAD)
             .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
+        if let Ok(output) = &marked {
+            self.meter.record(Kind::Write, output.consumed_capacity());
+        }
         if let Err(error) = marked {
             tracing::warn!(position = reservation.first, error = %unavailable(error), "log entry not marked dead");
         }
@@ -176,9 +195,11 @@ impl GlobalLog {
             .scan_index_forward(forward)
             .set_limit(limit)
             .set_exclusive_start_key(start)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(unavailable)?;
+        self.meter.record(Kind::Read, output.consumed_capacity());
         let entries = output.items().iter().map(Entry::decode).collect::<Result<_, _>>()?;
         Ok((entries, output.last_evaluated_key().cloned()))
     }

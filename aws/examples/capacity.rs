@@ -70,17 +70,28 @@ async fn append(store: &DynamoEventStore, stream: &str, events: Vec<NewEvent>) -
 async fn inbound(store: &DynamoEventStore, n: usize, new_contact: bool) -> Result<CapacityUnits, StoreError> {
     let message = format!("message-in-{n}-{}", Uuid::now_v7());
     let contact = if new_contact { format!("contact-{}", Uuid::now_v7()) } else { "contact-regular".into() };
-    let conversation = if new_contact { format!("conversation-{}", Uuid::now_v7()) } else { "conversation-busy".into() };
+    let conversation =
+        if new_contact { format!("conversation-{}", Uuid::now_v7()) } else { "conversation-busy".into() };
     let meter = Meter::start(store);
     let message_version = store.read_stream(&message, 0).await?.len() as u64;
     let contact_version = store.read_stream(&contact, 0).await?.len() as u64;
     let conversation_version = store.read_stream(&conversation, 0).await?.len() as u64;
     store
-        .append("tenant-1", &message, ExpectedVersion::Exact(message_version), vec![event("MessageReceived", MESSAGE_RECEIVED)])
+        .append(
+            "tenant-1",
+            &message,
+            ExpectedVersion::Exact(message_version),
+            vec![event("MessageReceived", MESSAGE_RECEIVED)],
+        )
         .await?;
     if new_contact {
         store
-            .append("tenant-1", &contact, ExpectedVersion::Exact(contact_version), vec![event("ContactCreated", CONTACT_CREATED)])
+            .append(
+                "tenant-1",
+                &contact,
+                ExpectedVersion::Exact(contact_version),
+                vec![event("ContactCreated", CONTACT_CREATED)],
+            )
             .await?;
     }
     let mut conversation_events = vec![event("InboundMessageRecorded", CONVERSATION_RECORD)];

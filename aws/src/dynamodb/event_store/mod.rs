@@ -40,6 +40,7 @@ use self::item::{
 use self::log::{GlobalLog, Reservation, APPEND_DEADLINE};
 pub use self::log::{COUNTER_KEY, LOG_KEY, SETTLE_HORIZON};
 pub use self::table::create_table;
+pub(crate) use self::table::wait_until_active;
 use super::capacity::{CapacityMeter, CapacityUnits, Kind};
 use super::unavailable;
 

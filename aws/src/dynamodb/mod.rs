@@ -8,11 +8,13 @@
 pub mod capacity;
 pub mod event_store;
 pub mod idempotency;
+pub mod read_models;
 pub mod stream;
 
 pub use capacity::{CapacityMeter, CapacityUnits};
 pub use event_store::DynamoEventStore;
 pub use idempotency::DynamoIdempotency;
+pub use read_models::DynamoReadModels;
 pub use stream::{recorded_events_from_stream, StreamDecodeError};
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;

@@ -22,7 +22,7 @@ fn event(n: usize) -> NewEvent {
         schema_version: 1,
         occurred_at: Utc::now(),
         correlation_id: Uuid::now_v7(),
-        causation_id: (n % 2 == 0).then(Uuid::now_v7),
+        causation_id: n.is_multiple_of(2).then(Uuid::now_v7),
         actor: "test".into(),
         data: json!({ "n": n, "text": "olá 👋", "padding": "x".repeat(200) }),
     }

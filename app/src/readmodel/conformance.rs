@@ -171,7 +171,7 @@ async fn statuses_follow_the_domain_rule_in_any_order(models: Arc<dyn ReadModels
     let conversation = Uuid::now_v7();
     let (read_one, failed_one) = (Uuid::now_v7(), Uuid::now_v7());
     let stream = message_stream(TENANT, read_one);
-    let events = vec![
+    let events = [
         log.event(TENANT, &stream, "MessageQueued", queued(conversation, 1)),
         log.event(TENANT, &stream, "MessageDispatchStarted", json!({ "attempt": 2 })),
         log.event(TENANT, &stream, "MessageAccepted", json!({ "wamid": "wamid.out" })),

@@ -151,7 +151,7 @@ fn time(item: &Item, name: &str) -> Result<DateTime<Utc>, StoreError> {
 }
 
 /// The events list of a tip or batch item.
-pub fn events_list<'a>(item: &'a Item) -> Result<&'a [AttributeValue], StoreError> {
+pub fn events_list(item: &Item) -> Result<&[AttributeValue], StoreError> {
     match item.get(EVENTS) {
         Some(AttributeValue::L(list)) => Ok(list),
         other => Err(StoreError::Corrupt(format!("attribute {EVENTS} should be a list, is {other:?}"))),

@@ -6,3 +6,4 @@
 //! function pays for credential and endpoint resolution at init, not per call.
 
 pub mod config;
+pub mod dynamodb;

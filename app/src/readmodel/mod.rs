@@ -5,6 +5,8 @@
 //! stay sealed in the read model exactly as in the events; the API opens them
 //! on the way out, so a destroyed key redacts read models too.
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod cursor;
 pub mod sqlite;
 

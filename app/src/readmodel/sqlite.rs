@@ -651,3 +651,48 @@ impl ReadModels for SqliteReadModels {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use parley_events::{Projection, RecordedEvent};
+
+    use super::SqliteReadModels;
+    use crate::error::AppError;
+    use crate::readmodel::conformance::{run_read_models_suite, Projector};
+    use crate::readmodel::ReadModels;
+
+    /// Applies events as the projection runner does: each projection takes
+    /// what lies past its checkpoint.
+    struct Runner(Vec<Arc<dyn Projection>>);
+
+    #[async_trait]
+    impl Projector for Runner {
+        async fn project(&self, events: &[RecordedEvent]) -> Result<(), AppError> {
+            for projection in &self.0 {
+                let checkpoint = projection.checkpoint().await.map_err(AppError::internal)?;
+                let fresh: Vec<RecordedEvent> =
+                    events.iter().filter(|e| e.global_position > checkpoint).cloned().collect();
+                projection.apply(&fresh).await.map_err(AppError::internal)?;
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn passes_the_read_models_suite() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let n = std::sync::atomic::AtomicU32::new(0);
+        run_read_models_suite(|| {
+            let path = dir.path().join(format!("rm-{}.db", n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+            async move {
+                let db = SqliteReadModels::open(&path).expect("open read models");
+                let runner = Arc::new(Runner(db.projections()));
+                (db as Arc<dyn ReadModels>, runner as Arc<dyn Projector>)
+            }
+        })
+        .await;
+    }
+}

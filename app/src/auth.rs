@@ -99,7 +99,7 @@ impl LocalIssuer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), KEY_BITS).map_err(AppError::internal)?;
                 let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(AppError::internal)?;
-                write_private(&path, pem.as_bytes())?;
+                crate::keyfile::write_private(&path, pem.as_bytes())?;
                 key
             }
             Err(e) => return Err(AppError::internal(format!("{}: {e}", path.display()))),
@@ -196,20 +196,6 @@ impl TokenVerifier for LocalIssuer {
 /// Tenant ids appear in every stored key, so they are kept to a safe alphabet.
 pub fn valid_tenant_id(t: &str) -> bool {
     !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AppError> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path).map_err(|e| AppError::internal(format!("{}: {e}", path.display())))?;
-    f.write_all(bytes).map_err(AppError::internal)?;
-    f.sync_all().map_err(AppError::internal)
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ impl Modify for BearerAuth {
 }
 
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    ApiDoc::openapi().merge_from(super::auth::IdentityApi::openapi())
 }
 
 pub async fn serve() -> impl IntoResponse {

@@ -355,6 +355,7 @@ pub async fn jwks(State(app): State<Arc<App>>) -> Result<axum::Json<serde_json::
         super::members::change_role,
         super::members::remove,
         super::audit::list,
+        super::openapi::serve,
     ),
     components(schemas(Tokens))
 )]
@@ -379,4 +380,30 @@ pub fn routes() -> axum::Router<Arc<App>> {
         .route("/v1/members/accept", post(super::members::accept))
         .route("/v1/members/{user_id}", patch(super::members::change_role).delete(super::members::remove))
         .route("/v1/audit", get(super::audit::list))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every path the routers declare, read from their source, so a route
+    /// added without documentation fails here (and the isolation test, which
+    /// walks the document, cannot miss it).
+    #[test]
+    fn every_route_is_in_the_openapi_document() {
+        let doc = serde_json::to_value(super::super::openapi::document()).unwrap();
+        let documented = doc["paths"].as_object().unwrap();
+        let sources = [include_str!("mod.rs"), include_str!("auth.rs")];
+        let mut declared = vec![];
+        for source in sources {
+            let mut rest = source;
+            while let Some(at) = rest.find(".route(\"") {
+                rest = &rest[at + ".route(\"".len()..];
+                let end = rest.find('"').unwrap();
+                declared.push(rest[..end].to_owned());
+            }
+        }
+        assert!(declared.len() > 20, "found the routes: {declared:?}");
+        for path in declared {
+            assert!(documented.contains_key(&path), "{path} is routed but not in /openapi.json");
+        }
+    }
 }

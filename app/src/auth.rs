@@ -112,7 +112,8 @@ impl LocalIssuer {
         let decoding = DecodingKey::from_rsa_components(&n, &e).map_err(AppError::internal)?;
         // The key id names the key by its modulus, so a rotated key gets a new one.
         let kid = hex::encode(&Sha256::digest(n.as_bytes())[..8]);
-        let jwks = serde_json::json!({"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e}]});
+        let jwks =
+            serde_json::json!({"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e}]});
         Ok(LocalIssuer { encoding, decoding, kid, jwks })
     }
 

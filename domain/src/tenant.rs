@@ -81,7 +81,8 @@ impl Tenant {
         match event {
             Event::TenantCreated { name, .. } => self.name = Some(name.clone()),
             Event::MemberInvited { email, role, invited_by, at } => {
-                self.invitations.insert(email.clone(), Invitation { role: *role, invited_by: invited_by.clone(), at: *at });
+                self.invitations
+                    .insert(email.clone(), Invitation { role: *role, invited_by: invited_by.clone(), at: *at });
             }
             Event::MemberJoined { user_id, email, role, at } => {
                 self.invitations.remove(email);
@@ -172,14 +173,22 @@ pub fn create(
 ) -> Result<Vec<Event>, MembershipError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 120 || name.chars().any(char::is_control) {
-        return Err(MembershipError::Invalid { field: "tenant_name", message: "must be 1 to 120 printable characters" });
+        return Err(MembershipError::Invalid {
+            field: "tenant_name",
+            message: "must be 1 to 120 printable characters",
+        });
     }
     if state.exists() {
         return Err(MembershipError::TenantExists);
     }
     Ok(vec![
         Event::TenantCreated { tenant_id: tenant_id.to_owned(), name: name.to_owned(), at: now },
-        Event::MemberJoined { user_id: owner_user_id.to_owned(), email: owner_email.to_owned(), role: Role::Owner, at: now },
+        Event::MemberJoined {
+            user_id: owner_user_id.to_owned(),
+            email: owner_email.to_owned(),
+            role: Role::Owner,
+            at: now,
+        },
     ])
 }
 
@@ -208,7 +217,12 @@ pub fn join(state: &Tenant, user_id: &str, email: &str, now: DateTime<Utc>) -> R
     if state.members.contains_key(user_id) {
         return Err(MembershipError::AlreadyMember);
     }
-    Ok(vec![Event::MemberJoined { user_id: user_id.to_owned(), email: email.to_owned(), role: invitation.role, at: now }])
+    Ok(vec![Event::MemberJoined {
+        user_id: user_id.to_owned(),
+        email: email.to_owned(),
+        role: invitation.role,
+        at: now,
+    }])
 }
 
 /// Changes a member's role. Nothing happens when the role is the same.
@@ -229,7 +243,13 @@ pub fn change_role(
     if member.role == Role::Owner && state.owners() == 1 {
         return Err(MembershipError::LastOwner);
     }
-    Ok(vec![Event::RoleChanged { user_id: user_id.to_owned(), from: member.role, to, by: actor_id.to_owned(), at: now }])
+    Ok(vec![Event::RoleChanged {
+        user_id: user_id.to_owned(),
+        from: member.role,
+        to,
+        by: actor_id.to_owned(),
+        at: now,
+    }])
 }
 
 /// Removes a member.
@@ -305,16 +325,16 @@ mod tests {
             invite(&t, ("u-ag", Role::Agent), "x@acme.test", Role::Viewer, t0()),
             Err(MembershipError::NotAllowed(_))
         ));
-        assert!(matches!(
-            remove(&t, ("u-ad", Role::Admin), "u-owner", t0()),
-            Err(MembershipError::NotAllowed(_))
-        ));
+        assert!(matches!(remove(&t, ("u-ad", Role::Admin), "u-owner", t0()), Err(MembershipError::NotAllowed(_))));
     }
 
     #[test]
     fn the_last_owner_stays() {
         let t = tenant();
-        assert_eq!(change_role(&t, ("u-owner", Role::Owner), "u-owner", Role::Admin, t0()), Err(MembershipError::LastOwner));
+        assert_eq!(
+            change_role(&t, ("u-owner", Role::Owner), "u-owner", Role::Admin, t0()),
+            Err(MembershipError::LastOwner)
+        );
         assert_eq!(remove(&t, ("u-owner", Role::Owner), "u-owner", t0()), Err(MembershipError::LastOwner));
         assert_eq!(change_role(&t, ("u-owner", Role::Owner), "u-owner", Role::Owner, t0()), Ok(vec![]));
         assert_eq!(remove(&t, ("u-owner", Role::Owner), "nobody", t0()), Err(MembershipError::UnknownMember));

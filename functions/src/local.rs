@@ -63,7 +63,8 @@ impl Local {
         let blobs = Arc::new(FileBlobStore::open(&dir.join("blobs"), &config.public_url, blob_signing_key)?);
         let mailer = Arc::new(OutboxMailer::open(&dir.join("outbox"), &config.mail_from)?);
         let clock = Arc::new(SystemClock);
-        let identity = Arc::new(LocalIdentity::open(&dir.join("identity.db"), issuer.clone(), mailer.clone(), clock.clone())?);
+        let identity =
+            Arc::new(LocalIdentity::open(&dir.join("identity.db"), issuer.clone(), mailer.clone(), clock.clone())?);
         let audit = Arc::new(SqliteAuditLog::open(&dir.join("audit.db"))?);
 
         let simulated = config.whatsapp_api_base.is_none();
@@ -103,8 +104,7 @@ impl Local {
         // commit into one per few hundred events.
         let mut read_side = read_models.projections();
         read_side.push(audit);
-        let projections =
-            Arc::new(ProjectionRunner::new(store.clone(), read_side).with_coalesce(READ_MODEL_COALESCE));
+        let projections = Arc::new(ProjectionRunner::new(store.clone(), read_side).with_coalesce(READ_MODEL_COALESCE));
         let dispatch = Arc::new(
             ProjectionRunner::new(store, vec![Arc::new(DispatchReactor::new(queue, checkpoints))])
                 .with_coalesce(DISPATCH_COALESCE),

@@ -20,7 +20,13 @@ impl Server {
         read(r).await
     }
 
-    async fn send(&self, method: reqwest::Method, token: &str, path: &str, body: Option<&Value>) -> (StatusCode, Value) {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
         if let Some(body) = body {
             req = req.json(body);
@@ -92,11 +98,13 @@ async fn signup_verify_login_and_use_the_api() {
     assert_eq!(created["email"], "ann@acme.test");
     let (status, problem) = server.anon("/v1/auth/signup", &body).await;
     assert_eq!((status, problem["code"].as_str()), (StatusCode::CONFLICT, Some("email_taken")));
-    let (status, problem) = server.anon("/v1/auth/login", &json!({"email": "ann@acme.test", "password": PASSWORD})).await;
+    let (status, problem) =
+        server.anon("/v1/auth/login", &json!({"email": "ann@acme.test", "password": PASSWORD})).await;
     assert_eq!((status, problem["code"].as_str()), (StatusCode::FORBIDDEN, Some("email_not_verified")));
 
     let code = server.code_for("ann@acme.test").await;
-    let (status, problem) = server.anon("/v1/auth/verify-email", &json!({"email": "ann@acme.test", "code": "12"})).await;
+    let (status, problem) =
+        server.anon("/v1/auth/verify-email", &json!({"email": "ann@acme.test", "code": "12"})).await;
     assert_eq!((status, problem["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_code")));
     let (status, _) = server.anon("/v1/auth/verify-email", &json!({"email": "ann@acme.test", "code": code})).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
@@ -190,7 +198,8 @@ async fn passwords_and_email_change_by_mailed_codes() {
     assert_eq!(status, StatusCode::OK, "{me}");
     assert_eq!(me["email"], "bo@new.test");
     server.login("bo@new.test", "Quiet-Meadow-77").await;
-    let (status, _) = server.anon("/v1/auth/login", &json!({"email": "bo@acme.test", "password": "Quiet-Meadow-77"})).await;
+    let (status, _) =
+        server.anon("/v1/auth/login", &json!({"email": "bo@acme.test", "password": "Quiet-Meadow-77"})).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     server.stop().await;
 }
@@ -231,8 +240,9 @@ async fn members_roles_and_the_audit_log() {
     assert_eq!(server.post(&agent, "/v1/messages", &send).await.0, StatusCode::ACCEPTED);
     let (_, me) = server.get(&owner, "/v1/me").await;
     let owner_id = me["user_id"].as_str().unwrap().to_owned();
-    let (status, problem) =
-        server.send(reqwest::Method::PATCH, &owner, &format!("/v1/members/{owner_id}"), Some(&json!({"role": "agent"}))).await;
+    let (status, problem) = server
+        .send(reqwest::Method::PATCH, &owner, &format!("/v1/members/{owner_id}"), Some(&json!({"role": "agent"})))
+        .await;
     assert_eq!((status, problem["code"].as_str()), (StatusCode::CONFLICT, Some("last_owner")));
 
     // Removal ends the account.

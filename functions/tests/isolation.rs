@@ -29,7 +29,8 @@ async fn code_for(server: &Server, email: &str) -> String {
 
 /// A verified owner of a new tenant: (access token, tenant id, user id).
 async fn owner(server: &Server, email: &str, tenant: &str) -> (String, String, String) {
-    let (_, created) = anon(server, "/v1/auth/signup", &json!({"email": email, "password": PASSWORD, "tenant_name": tenant})).await;
+    let (_, created) =
+        anon(server, "/v1/auth/signup", &json!({"email": email, "password": PASSWORD, "tenant_name": tenant})).await;
     let code = code_for(server, email).await;
     anon(server, "/v1/auth/verify-email", &json!({"email": email, "code": code})).await;
     let (status, tokens) = anon(server, "/v1/auth/login", &json!({"email": email, "password": PASSWORD})).await;

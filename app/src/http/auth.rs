@@ -42,7 +42,12 @@ pub(crate) fn identity_problem(e: &IdentityError) -> Problem {
         },
         IdentityError::Invalid { field, message } => Problem {
             field: Some((*field).into()),
-            ..Problem::new(S::UNPROCESSABLE_ENTITY, "validation_failed", "Invalid request", format!("{field}: {message}"))
+            ..Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "Invalid request",
+                format!("{field}: {message}"),
+            )
         },
         IdentityError::UnknownUser => Problem::new(S::NOT_FOUND, "not_found", "Not found", "user not found"),
         IdentityError::Throttled { retry_after_secs } => Problem {

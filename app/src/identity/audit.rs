@@ -135,9 +135,7 @@ impl Projection for SqliteAuditLog {
     async fn checkpoint(&self) -> Result<u64, ProjectionError> {
         let position = self
             .db
-            .run(|c| {
-                c.query_row("SELECT COALESCE(MAX(position), 0) FROM audit_checkpoint", [], |r| r.get::<_, i64>(0))
-            })
+            .run(|c| c.query_row("SELECT COALESCE(MAX(position), 0) FROM audit_checkpoint", [], |r| r.get::<_, i64>(0)))
             .await
             .map_err(ProjectionError::read_model)?;
         u64::try_from(position).map_err(ProjectionError::read_model)

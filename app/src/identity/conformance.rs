@@ -70,7 +70,10 @@ pub async fn run_identity_suite(h: Harness) {
     assert!(matches!(id.sign_up(new_user("not-an-email", PASSWORD)).await, Err(IdentityError::Invalid { .. })));
     let account = id.sign_up(new_user(&email, PASSWORD)).await.expect("sign up");
     assert!(!account.email_verified);
-    assert_eq!((account.email.as_str(), account.tenant_id.as_str(), account.role), (email.as_str(), tenant.as_str(), Role::Owner));
+    assert_eq!(
+        (account.email.as_str(), account.tenant_id.as_str(), account.role),
+        (email.as_str(), tenant.as_str(), Role::Owner)
+    );
     assert_eq!(id.sign_up(new_user(&email, PASSWORD)).await, Err(IdentityError::EmailTaken));
     assert_eq!(id.login(&email, PASSWORD).await, Err(IdentityError::EmailNotVerified));
 
@@ -88,7 +91,10 @@ pub async fn run_identity_suite(h: Harness) {
     assert_eq!(tokens.token_type, "Bearer");
     assert!(tokens.expires_in > 0);
     let caller = h.verifier.verify(&tokens.access_token).expect("access token verifies");
-    assert_eq!((caller.user_id.as_str(), caller.tenant_id.as_str(), caller.role), (account.user_id.as_str(), tenant.as_str(), Role::Owner));
+    assert_eq!(
+        (caller.user_id.as_str(), caller.tenant_id.as_str(), caller.role),
+        (account.user_id.as_str(), tenant.as_str(), Role::Owner)
+    );
     assert!(h.verifier.verify(&tokens.id_token).is_err(), "an id token is not an access token");
     assert!(h.verifier.verify("garbage").is_err());
 
@@ -144,10 +150,7 @@ pub async fn run_identity_suite(h: Harness) {
     id.change_email(&tokens.access_token, &moved).await.expect("change email");
     assert!(id.login(&email, PASSWORD).await.is_ok(), "the old address works until confirmed");
     let change = code(&h, &moved).await;
-    assert_eq!(
-        id.confirm_email_change(&tokens.access_token, &wrong(&change)).await,
-        Err(IdentityError::InvalidCode)
-    );
+    assert_eq!(id.confirm_email_change(&tokens.access_token, &wrong(&change)).await, Err(IdentityError::InvalidCode));
     let changed = id.confirm_email_change(&tokens.access_token, &change).await.expect("confirm email");
     assert_eq!(changed.email, moved);
     assert_eq!(id.login(&email, PASSWORD).await, Err(IdentityError::InvalidCredentials));

@@ -211,7 +211,13 @@ impl LocalIdentity {
     }
 
     /// Stores a fresh code for (user, purpose), replacing any earlier one, and mails it.
-    async fn send_code(&self, user_id: &str, to: &str, purpose: Purpose, kind: CodeMail<'_>) -> Result<(), IdentityError> {
+    async fn send_code(
+        &self,
+        user_id: &str,
+        to: &str,
+        purpose: Purpose,
+        kind: CodeMail<'_>,
+    ) -> Result<(), IdentityError> {
         let ttl = match purpose {
             Purpose::VerifyEmail | Purpose::ChangeEmail => self.lifetimes.verification_code,
             Purpose::ResetPassword => self.lifetimes.reset_code,
@@ -285,7 +291,8 @@ impl LocalIdentity {
         let caller = Caller { user_id: user.user_id.clone(), tenant_id: user.tenant_id.clone(), role: user.role };
         let ttl = self.lifetimes.access_token;
         let internal = |e: crate::error::AppError| IdentityError::Unavailable(e.to_string());
-        let access_token = self.issuer.issue(&caller.tenant_id, &caller.user_id, caller.role, now, ttl).map_err(internal)?;
+        let access_token =
+            self.issuer.issue(&caller.tenant_id, &caller.user_id, caller.role, now, ttl).map_err(internal)?;
         let id_token = self.issuer.issue_id_token(&caller, &user.email, now, ttl).map_err(internal)?;
         let refresh_token = random_token();
         let hash = sha256_hex(refresh_token.as_bytes());
@@ -329,8 +336,7 @@ impl LocalIdentity {
     }
 }
 
-const SELECT: &str =
-    "SELECT user_id, email, password_hash, email_verified, tenant_id, role, pending_email FROM users";
+const SELECT: &str = "SELECT user_id, email, password_hash, email_verified, tenant_id, role, pending_email FROM users";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     let role: String = r.get(5)?;
@@ -340,9 +346,9 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         password_hash: r.get(2)?,
         email_verified: r.get(3)?,
         tenant_id: r.get(4)?,
-        role: role.parse().map_err(|e: String| {
-            rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, e.into())
-        })?,
+        role: role
+            .parse()
+            .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, e.into()))?,
         pending_email: r.get(6)?,
     })
 }
@@ -425,9 +431,14 @@ impl IdentityProvider for LocalIdentity {
                         tx.execute("UPDATE refresh_tokens SET state = ?2 WHERE family = ?1", params![family, REVOKED])?;
                         Err(IdentityError::RefreshReused { user_id })
                     }
-                    Some((_, _, expires, state)) if state != ACTIVE || expires <= now => Err(IdentityError::InvalidToken),
+                    Some((_, _, expires, state)) if state != ACTIVE || expires <= now => {
+                        Err(IdentityError::InvalidToken)
+                    }
                     Some((family, user_id, _, _)) => {
-                        tx.execute("UPDATE refresh_tokens SET state = ?2 WHERE token_hash = ?1", params![hash, ROTATED])?;
+                        tx.execute(
+                            "UPDATE refresh_tokens SET state = ?2 WHERE token_hash = ?1",
+                            params![hash, ROTATED],
+                        )?;
                         Ok((family, user_id))
                     }
                 };
@@ -671,12 +682,7 @@ mod tests {
     async fn passes_the_identity_conformance_suite() {
         let (identity, outbox, dir) = harness(Arc::new(crate::SystemClock)).await;
         let issuer = Arc::new(LocalIssuer::open(dir.path()).unwrap());
-        conformance::run_identity_suite(Harness {
-            identity: Arc::new(identity),
-            mail: outbox,
-            verifier: issuer,
-        })
-        .await;
+        conformance::run_identity_suite(Harness { identity: Arc::new(identity), mail: outbox, verifier: issuer }).await;
     }
 
     #[tokio::test]

@@ -62,10 +62,7 @@ mod tests {
             check("alllowercase99", "ann@example.com"),
             Err(PasswordProblem::MissingClasses("upper-case letter".into()))
         );
-        assert_eq!(
-            check("NoDigitsAtAllHere", "ann@example.com"),
-            Err(PasswordProblem::MissingClasses("digit".into()))
-        );
+        assert_eq!(check("NoDigitsAtAllHere", "ann@example.com"), Err(PasswordProblem::MissingClasses("digit".into())));
         assert_eq!(check("Annabelle-2024x", "annabelle@example.com"), Err(PasswordProblem::ContainsEmail));
         assert_eq!(check("X1ann@example.comY", "ann@example.com"), Err(PasswordProblem::ContainsEmail));
         // Multibyte characters count as characters, not bytes.

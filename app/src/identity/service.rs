@@ -88,7 +88,9 @@ impl App {
         let meta = Meta::new(format!("user:{}", account.user_id));
         let target = Target { tenant_id: &tenant_id, stream_id: tenant_stream(&tenant_id), wa_id: None };
         self.tenants
-            .execute(&target, &meta, |t| tenant::create(t, &tenant_id, tenant_name, &account.user_id, &account.email, now))
+            .execute(&target, &meta, |t| {
+                tenant::create(t, &tenant_id, tenant_name, &account.user_id, &account.email, now)
+            })
             .await?;
         let signed_up = Event::UserSignedUp {
             user_id: account.user_id.clone(),
@@ -102,7 +104,8 @@ impl App {
 
     /// Appends an account event to the user's stream.
     async fn record(&self, account: &Account, meta: &Meta, event: Event) -> Result<(), AppError> {
-        let target = Target { tenant_id: &account.tenant_id, stream_id: user::stream_id(&account.user_id), wa_id: None };
+        let target =
+            Target { tenant_id: &account.tenant_id, stream_id: user::stream_id(&account.user_id), wa_id: None };
         self.users
             .execute(&target, meta, |u: &User| Ok::<_, AppError>(user::record(u, event.clone())))
             .await
@@ -120,8 +123,7 @@ impl App {
     pub async fn verify_email(&self, email: &str, code: &str) -> Result<(), AppError> {
         let account = self.identity.verify_email(email, code).await?;
         let meta = Meta::new(format!("user:{}", account.user_id));
-        self.record(&account, &meta, Event::EmailVerified { email: account.email.clone(), at: self.clock.now() })
-            .await
+        self.record(&account, &meta, Event::EmailVerified { email: account.email.clone(), at: self.clock.now() }).await
     }
 
     /// Password sign-in, throttled per account and per client address.
@@ -129,7 +131,8 @@ impl App {
         let account_key = format!("account:{}", email_in.trim().to_lowercase());
         let client_key = format!("client:{client}");
         let now = Instant::now();
-        for (throttle, key) in [(&self.throttles.per_account, &account_key), (&self.throttles.per_client, &client_key)] {
+        for (throttle, key) in [(&self.throttles.per_account, &account_key), (&self.throttles.per_client, &client_key)]
+        {
             throttle.check(key, now).map_err(|s| IdentityError::Throttled { retry_after_secs: s })?;
         }
         match self.identity.login(email_in, password).await {
@@ -275,7 +278,9 @@ impl App {
                 e => e.into(),
             })?;
         let target = Target { tenant_id: &caller.tenant_id, stream_id: stream, wa_id: None };
-        self.tenants.execute(&target, &Meta::new(caller.actor()), |t| tenant::invite(t, actor, &email, role, now)).await?;
+        self.tenants
+            .execute(&target, &Meta::new(caller.actor()), |t| tenant::invite(t, actor, &email, role, now))
+            .await?;
         Ok(())
     }
 
@@ -301,8 +306,7 @@ impl App {
 
     pub async fn change_member_role(&self, caller: &Caller, user_id: &str, role: Role) -> Result<(), AppError> {
         caller.require(Role::Admin)?;
-        let target =
-            Target { tenant_id: &caller.tenant_id, stream_id: tenant_stream(&caller.tenant_id), wa_id: None };
+        let target = Target { tenant_id: &caller.tenant_id, stream_id: tenant_stream(&caller.tenant_id), wa_id: None };
         let actor = (caller.user_id.as_str(), caller.role);
         let now = self.clock.now();
         let done = self
@@ -317,8 +321,7 @@ impl App {
 
     pub async fn remove_member(&self, caller: &Caller, user_id: &str) -> Result<(), AppError> {
         caller.require(Role::Admin)?;
-        let target =
-            Target { tenant_id: &caller.tenant_id, stream_id: tenant_stream(&caller.tenant_id), wa_id: None };
+        let target = Target { tenant_id: &caller.tenant_id, stream_id: tenant_stream(&caller.tenant_id), wa_id: None };
         let actor = (caller.user_id.as_str(), caller.role);
         let now = self.clock.now();
         let meta = Meta::new(caller.actor());

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::status::DeliveryStatus;
+use crate::tenant::Role;
+use crate::user::{PasswordChange, RevokeReason};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -120,6 +122,62 @@ pub enum Event {
     StatusParked {
         report: ParkedStatus,
     },
+
+    // ---- tenants and members ----
+    TenantCreated {
+        tenant_id: String,
+        name: String,
+        at: DateTime<Utc>,
+    },
+    MemberInvited {
+        email: String,
+        role: Role,
+        invited_by: String,
+        at: DateTime<Utc>,
+    },
+    InvitationRevoked {
+        email: String,
+        by: String,
+        at: DateTime<Utc>,
+    },
+    MemberJoined {
+        user_id: String,
+        email: String,
+        role: Role,
+        at: DateTime<Utc>,
+    },
+    RoleChanged {
+        user_id: String,
+        from: Role,
+        to: Role,
+        by: String,
+        at: DateTime<Utc>,
+    },
+    MemberRemoved {
+        user_id: String,
+        by: String,
+        at: DateTime<Utc>,
+    },
+
+    // ---- users (credentials never appear in events) ----
+    UserSignedUp {
+        user_id: String,
+        tenant_id: String,
+        email: String,
+        at: DateTime<Utc>,
+    },
+    EmailVerified {
+        email: String,
+        at: DateTime<Utc>,
+    },
+    PasswordChanged {
+        reason: PasswordChange,
+        at: DateTime<Utc>,
+    },
+    SessionRevoked {
+        reason: RevokeReason,
+        at: DateTime<Utc>,
+    },
 }
 
 impl Event {
@@ -150,6 +208,16 @@ impl Event {
             Event::MessageFailed { .. } => "MessageFailed",
             Event::WamidAssigned { .. } => "WamidAssigned",
             Event::StatusParked { .. } => "StatusParked",
+            Event::TenantCreated { .. } => "TenantCreated",
+            Event::MemberInvited { .. } => "MemberInvited",
+            Event::InvitationRevoked { .. } => "InvitationRevoked",
+            Event::MemberJoined { .. } => "MemberJoined",
+            Event::RoleChanged { .. } => "RoleChanged",
+            Event::MemberRemoved { .. } => "MemberRemoved",
+            Event::UserSignedUp { .. } => "UserSignedUp",
+            Event::EmailVerified { .. } => "EmailVerified",
+            Event::PasswordChanged { .. } => "PasswordChanged",
+            Event::SessionRevoked { .. } => "SessionRevoked",
         }
     }
 

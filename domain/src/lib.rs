@@ -16,6 +16,8 @@ pub mod number;
 pub mod optout;
 pub mod policy;
 pub mod status;
+pub mod tenant;
+pub mod user;
 pub mod wamid;
 pub mod window;
 

@@ -11,6 +11,8 @@ use parley_app::auth::LocalIssuer;
 use parley_app::blobs::FileBlobStore;
 use parley_app::config::{Config, StoreKind};
 use parley_app::idempotency::SqliteIdempotency;
+use parley_app::identity::audit::SqliteAuditLog;
+use parley_app::identity::local::LocalIdentity;
 use parley_app::mail::OutboxMailer;
 use parley_app::queue::SqliteQueue;
 use parley_app::readmodel::sqlite::SqliteReadModels;
@@ -60,6 +62,10 @@ impl Local {
         let blob_signing_key = parley_app::keyfile::load_or_create(&dir.join("blobs.key"))?;
         let blobs = Arc::new(FileBlobStore::open(&dir.join("blobs"), &config.public_url, blob_signing_key)?);
         let mailer = Arc::new(OutboxMailer::open(&dir.join("outbox"), &config.mail_from)?);
+        let clock = Arc::new(SystemClock);
+        let identity =
+            Arc::new(LocalIdentity::open(&dir.join("identity.db"), issuer.clone(), mailer.clone(), clock.clone())?);
+        let audit = Arc::new(SqliteAuditLog::open(&dir.join("audit.db"))?);
 
         let simulated = config.whatsapp_api_base.is_none();
         let api_base =
@@ -73,6 +79,8 @@ impl Local {
             send_max_attempts: config.send_max_attempts,
             unconfirmed_grace: chrono::Duration::from_std(config.unconfirmed_grace)?,
             keywords,
+            tenant_requests_per_second: config.tenant_rate_limit,
+            tenant_request_burst: config.tenant_rate_limit.saturating_mul(2),
             ..Settings::default()
         };
         let app = App::new(
@@ -84,17 +92,19 @@ impl Local {
                 outbound_queue: queue.clone(),
                 whatsapp: Arc::new(whatsapp),
                 tokens: issuer.clone(),
-                clock: Arc::new(SystemClock),
+                clock,
                 blobs,
                 mailer,
+                identity,
+                audit: audit.clone(),
             },
             settings,
         );
         // Under load, a few milliseconds of patience turns a transaction per
         // commit into one per few hundred events.
-        let projections = Arc::new(
-            ProjectionRunner::new(store.clone(), read_models.projections()).with_coalesce(READ_MODEL_COALESCE),
-        );
+        let mut read_side = read_models.projections();
+        read_side.push(audit);
+        let projections = Arc::new(ProjectionRunner::new(store.clone(), read_side).with_coalesce(READ_MODEL_COALESCE));
         let dispatch = Arc::new(
             ProjectionRunner::new(store, vec![Arc::new(DispatchReactor::new(queue, checkpoints))])
                 .with_coalesce(DISPATCH_COALESCE),
@@ -160,7 +170,9 @@ impl Local {
             "parley is serving"
         );
         let stop_for_server = stopped();
-        let server = axum::serve(listener, router).with_graceful_shutdown(stop_for_server);
+        // The peer address feeds sign-in throttling per client.
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let server = axum::serve(listener, service).with_graceful_shutdown(stop_for_server);
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);

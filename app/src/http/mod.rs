@@ -1,8 +1,11 @@
 //! The HTTP API (SPEC 5): one axum router serves it locally and inside each
 //! Lambda function.
 
+pub mod audit;
+pub mod auth;
 pub mod conversations;
 pub mod extract;
+pub mod members;
 pub mod messages;
 pub mod numbers;
 pub mod openapi;
@@ -34,7 +37,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/messages", get(messages::list).post(messages::send))
         .route("/v1/messages/{id}", get(messages::get))
         .route("/v1/conversations", get(conversations::list))
-        .route("/v1/conversations/{id}", get(conversations::get));
+        .route("/v1/conversations/{id}", get(conversations::get))
+        .merge(auth::routes());
     with_edges(routes, app)
 }
 

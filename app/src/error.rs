@@ -30,6 +30,9 @@ pub enum AppError {
     Store(#[from] parley_events::StoreError),
     #[error("vault: {0}")]
     Vault(#[from] parley_vault::VaultError),
+    /// WhatsApp refused or did not answer a call made on the request's behalf.
+    #[error("WhatsApp: {0}")]
+    Upstream(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -71,6 +71,23 @@ pub enum Event {
     ConversationReopened {
         at: DateTime<Utc>,
     },
+    ConversationAssigned {
+        /// The user id now handling the conversation; `None` unassigns it.
+        assignee: Option<String>,
+        at: DateTime<Utc>,
+        by: String,
+    },
+    ConversationMarkedRead {
+        at: DateTime<Utc>,
+        by: String,
+        /// The newest inbound wamid reported read to WhatsApp, if any.
+        wamid: Option<String>,
+    },
+    /// A message of this conversation was deleted: its preview is redacted.
+    ConversationMessageDeleted {
+        message_id: Uuid,
+        at: DateTime<Utc>,
+    },
 
     // ---- messages ----
     MessageReceived(MessageReceived),
@@ -112,6 +129,17 @@ pub enum Event {
         at: DateTime<Utc>,
         failure: Failure,
     },
+    /// The message's content is redacted from every read model; its events stay.
+    MessageDeleted {
+        at: DateTime<Utc>,
+        by: String,
+    },
+    /// The message's tags are now exactly these.
+    MessageTagged {
+        tags: Vec<String>,
+        at: DateTime<Utc>,
+        by: String,
+    },
 
     // ---- wamid links ----
     WamidAssigned {
@@ -137,6 +165,9 @@ impl Event {
             Event::ConversationWindowExpired { .. } => "ConversationWindowExpired",
             Event::ConversationResolved { .. } => "ConversationResolved",
             Event::ConversationReopened { .. } => "ConversationReopened",
+            Event::ConversationAssigned { .. } => "ConversationAssigned",
+            Event::ConversationMarkedRead { .. } => "ConversationMarkedRead",
+            Event::ConversationMessageDeleted { .. } => "ConversationMessageDeleted",
             Event::MessageReceived(_) => "MessageReceived",
             Event::MessageQueued(_) => "MessageQueued",
             Event::MessageDispatchStarted { .. } => "MessageDispatchStarted",
@@ -148,6 +179,8 @@ impl Event {
             Event::MessageRead { .. } => "MessageRead",
             Event::MessagePlayed { .. } => "MessagePlayed",
             Event::MessageFailed { .. } => "MessageFailed",
+            Event::MessageDeleted { .. } => "MessageDeleted",
+            Event::MessageTagged { .. } => "MessageTagged",
             Event::WamidAssigned { .. } => "WamidAssigned",
             Event::StatusParked { .. } => "StatusParked",
         }

@@ -10,6 +10,7 @@ pub mod contact;
 pub mod content;
 pub mod conversation;
 pub mod event;
+pub mod handling;
 pub mod ids;
 pub mod message;
 pub mod number;

@@ -3,6 +3,7 @@
 
 pub mod conversations;
 pub mod extract;
+pub mod handling;
 pub mod messages;
 pub mod numbers;
 pub mod openapi;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::Serialize;
 use tower_http::trace::TraceLayer;
@@ -32,9 +33,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/openapi.json", get(openapi::serve))
         .route("/v1/numbers", get(numbers::list).post(numbers::register))
         .route("/v1/messages", get(messages::list).post(messages::send))
-        .route("/v1/messages/{id}", get(messages::get))
+        .route("/v1/messages/{id}", get(messages::get).delete(handling::delete_message))
+        .route("/v1/messages/{id}/tags", get(handling::get_tags).put(handling::put_tags))
         .route("/v1/conversations", get(conversations::list))
-        .route("/v1/conversations/{id}", get(conversations::get));
+        .route("/v1/conversations/{id}", get(conversations::get))
+        .route("/v1/conversations/{id}/resolve", post(handling::resolve))
+        .route("/v1/conversations/{id}/assign", post(handling::assign))
+        .route("/v1/conversations/{id}/read", post(handling::read));
     with_edges(routes, app)
 }
 

@@ -38,7 +38,9 @@ impl Modify for BearerAuth {
 }
 
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(super::handling::HandlingApi::openapi());
+    doc
 }
 
 pub async fn serve() -> impl IntoResponse {

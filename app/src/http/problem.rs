@@ -111,6 +111,9 @@ impl From<&AppError> for Problem {
             AppError::Busy => {
                 Problem::new(S::SERVICE_UNAVAILABLE, "busy", "Busy", "too many concurrent changes; retry shortly")
             }
+            AppError::Upstream(d) => {
+                Problem::new(S::BAD_GATEWAY, "whatsapp_error", "WhatsApp did not accept the call", d.clone())
+            }
             AppError::Store(_) | AppError::Vault(_) | AppError::Internal(_) => Problem::new(
                 S::INTERNAL_SERVER_ERROR,
                 "internal_error",

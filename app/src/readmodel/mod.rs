@@ -35,6 +35,8 @@ pub struct MessageView {
     pub read_at: Option<DateTime<Utc>>,
     pub failed_at: Option<DateTime<Utc>>,
     pub attempts: u32,
+    /// Deleted by an agent: `content` is null.
+    pub deleted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +53,8 @@ pub struct ConversationView {
     pub last_message: Option<Value>,
     pub created_at: DateTime<Utc>,
     pub activity_at: DateTime<Utc>,
+    /// The user handling the conversation.
+    pub assignee: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +84,15 @@ pub struct ConversationFilter {
     pub state: Option<String>,
     pub window: Option<WindowFilter>,
     pub number_id: Option<String>,
+    /// Conversations holding a message with this tag.
+    pub tag: Option<String>,
+    pub assignee: Option<AssigneeFilter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    Unassigned,
+    User(String),
 }
 
 /// A conversation whose window has closed but is not yet marked expired.

@@ -11,7 +11,7 @@ use thiserror::Error;
 use super::{Credentials, SendError, WhatsAppApi};
 use crate::errors::classify;
 use crate::graph_error::GraphErrorBody;
-use crate::send::{SendAccepted, SendRequest};
+use crate::send::{SendAccepted, SendRequest, MESSAGING_PRODUCT};
 
 /// Why a [`GraphClient`] could not be built.
 #[derive(Debug, Error)]
@@ -119,6 +119,22 @@ impl WhatsAppApi for GraphClient {
             .map_err(|error| SendError::Ambiguous(format!("reading the answer failed: {error}")))?;
         read_answer(status, &body)
     }
+
+    async fn mark_read(&self, creds: &Credentials, wamid: &str) -> Result<(), SendError> {
+        if wamid.is_empty() {
+            return Err(SendError::NotSent("the wamid is empty".to_owned()));
+        }
+        let url = self.messages_url(&creds.phone_number_id)?;
+        let body = serde_json::json!({ "messaging_product": MESSAGING_PRODUCT, "status": "read", "message_id": wamid });
+        let response =
+            self.http.post(url).bearer_auth(&creds.access_token).json(&body).send().await.map_err(transport_error)?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| SendError::Ambiguous(format!("reading the answer failed: {error}")))?;
+        read_success(status, &body)
+    }
 }
 
 /// Sorts a transport failure by whether the request can have reached Meta.
@@ -154,16 +170,34 @@ fn read_answer(status: StatusCode, body: &[u8]) -> Result<SendAccepted, SendErro
         return SendAccepted::from_response_body(body)
             .map_err(|error| SendError::Protocol { http_status, detail: format!("unexpected success body: {error}") });
     }
+    Err(read_error(status, body))
+}
+
+/// Reads an answer of the shape `{"success": true}` (mark as read, deletes).
+fn read_success(status: StatusCode, body: &[u8]) -> Result<(), SendError> {
+    let http_status = status.as_u16();
+    if !status.is_success() {
+        return Err(read_error(status, body));
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) if v.get("success").and_then(serde_json::Value::as_bool) == Some(true) => Ok(()),
+        _ => Err(SendError::Protocol { http_status, detail: "the answer does not say success".to_owned() }),
+    }
+}
+
+/// Turns an error answer into a [`SendError`].
+fn read_error(status: StatusCode, body: &[u8]) -> SendError {
+    let http_status = status.as_u16();
     match serde_json::from_slice::<GraphErrorBody>(body) {
-        Ok(GraphErrorBody { error }) => Err(SendError::Api {
+        Ok(GraphErrorBody { error }) => SendError::Api {
             http_status,
             code: error.code,
             subcode: error.error_subcode,
             message: error.full_message(),
             kind: classify(http_status, Some(error.code)),
             fbtrace_id: error.fbtrace_id,
-        }),
-        Err(error) => Err(SendError::Protocol { http_status, detail: format!("unexpected error body: {error}") }),
+        },
+        Err(error) => SendError::Protocol { http_status, detail: format!("unexpected error body: {error}") },
     }
 }
 

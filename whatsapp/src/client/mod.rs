@@ -38,6 +38,10 @@ impl fmt::Debug for Credentials {
 pub trait WhatsAppApi: Send + Sync + 'static {
     /// Sends one message from the number of `creds`.
     async fn send(&self, creds: &Credentials, request: &SendRequest) -> Result<SendAccepted, SendError>;
+
+    /// Tells WhatsApp that the business read the customer's message `wamid`
+    /// (and, by WhatsApp's rules, every earlier one): the customer sees blue ticks.
+    async fn mark_read(&self, creds: &Credentials, wamid: &str) -> Result<(), SendError>;
 }
 
 /// Why a send did not succeed.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use parley_domain::contact::Contact;
 use parley_domain::conversation::Conversation;
+use parley_domain::directory::KeywordSettings;
 use parley_domain::message::Message;
 use parley_domain::number::Number;
 use parley_domain::optout::Keywords;
@@ -69,6 +70,7 @@ pub struct App {
     pub messages: Repository<Message>,
     pub numbers: Repository<Number>,
     pub wamids: Repository<WamidLink>,
+    pub keyword_settings: Repository<KeywordSettings>,
 }
 
 impl App {
@@ -81,6 +83,7 @@ impl App {
             messages: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), capacity),
             numbers: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             wamids: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), capacity / 4),
+            keyword_settings: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             store: ports.store,
             sealer,
             read_models: ports.read_models,

@@ -40,6 +40,20 @@ pub enum Event {
         keyword: Option<String>,
         message_id: Option<Uuid>,
     },
+    /// Tags and custom attributes set through the API; a `None` field is unchanged.
+    ContactUpdated {
+        tags: Option<Vec<String>>,
+        attributes: Option<serde_json::Map<String, serde_json::Value>>,
+        at: DateTime<Utc>,
+    },
+
+    // ---- tenant settings ----
+    /// The tenant's own opt-out and opt-in keywords, used on top of the defaults.
+    OptKeywordsConfigured {
+        opt_out: Vec<String>,
+        opt_in: Vec<String>,
+        at: DateTime<Utc>,
+    },
 
     // ---- conversations ----
     ConversationOpened {
@@ -159,6 +173,8 @@ impl Event {
             Event::ContactRenamed { .. } => "ContactRenamed",
             Event::ContactOptedOut { .. } => "ContactOptedOut",
             Event::ContactOptedIn { .. } => "ContactOptedIn",
+            Event::ContactUpdated { .. } => "ContactUpdated",
+            Event::OptKeywordsConfigured { .. } => "OptKeywordsConfigured",
             Event::ConversationOpened { .. } => "ConversationOpened",
             Event::InboundMessageRecorded { .. } => "InboundMessageRecorded",
             Event::OutboundMessageRecorded { .. } => "OutboundMessageRecorded",

@@ -9,6 +9,7 @@
 pub mod contact;
 pub mod content;
 pub mod conversation;
+pub mod directory;
 pub mod event;
 pub mod handling;
 pub mod ids;

@@ -1,6 +1,7 @@
 //! The HTTP API (SPEC 5): one axum router serves it locally and inside each
 //! Lambda function.
 
+pub mod contacts;
 pub mod conversations;
 pub mod extract;
 pub mod handling;
@@ -35,6 +36,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/messages", get(messages::list).post(messages::send))
         .route("/v1/messages/{id}", get(messages::get).delete(handling::delete_message))
         .route("/v1/messages/{id}/tags", get(handling::get_tags).put(handling::put_tags))
+        .route("/v1/contacts", get(contacts::list).post(contacts::create))
+        .route("/v1/contacts/import", post(contacts::import))
+        .route("/v1/contacts/{wa_id}", get(contacts::get).patch(contacts::update))
+        .route("/v1/contacts/{wa_id}/opt-out", post(contacts::opt_out))
+        .route("/v1/contacts/{wa_id}/opt-in", post(contacts::opt_in))
+        .route("/v1/settings/opt-keywords", get(contacts::get_keywords).put(contacts::put_keywords))
         .route("/v1/conversations", get(conversations::list))
         .route("/v1/conversations/{id}", get(conversations::get))
         .route("/v1/conversations/{id}/resolve", post(handling::resolve))

@@ -40,6 +40,7 @@ impl Modify for BearerAuth {
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(super::handling::HandlingApi::openapi());
+    doc.merge(super::contacts::ContactsApi::openapi());
     doc
 }
 

@@ -5,6 +5,7 @@
 //! stay sealed in the read model exactly as in the events; the API opens them
 //! on the way out, so a destroyed key redacts read models too.
 
+mod contacts;
 pub mod cursor;
 pub mod sqlite;
 
@@ -68,6 +69,27 @@ pub struct NumberView {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+pub struct ContactView {
+    pub wa_id: String,
+    /// Possibly sealed.
+    pub name: Value,
+    pub opted_out: bool,
+    pub opt_changed_at: Option<DateTime<Utc>>,
+    /// `keyword`, `api` or `whats_app`, for the last opt change.
+    pub opt_source: Option<String>,
+    pub tags: Vec<String>,
+    /// Possibly sealed.
+    pub attributes: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ContactFilter {
+    pub opted_out: Option<bool>,
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
@@ -125,6 +147,14 @@ pub trait ReadModels: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Page<ConversationView>, AppError>;
     async fn numbers(&self, tenant_id: &str) -> Result<Vec<NumberView>, AppError>;
+    /// A tenant's contacts by `wa_id`.
+    async fn contacts(
+        &self,
+        tenant_id: &str,
+        filter: &ContactFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ContactView>, AppError>;
     /// Numbers whose webhook verify token has this SHA-256 (hex).
     async fn numbers_with_verify_token(&self, verify_token_sha256: &str) -> Result<Vec<NumberView>, AppError>;
     async fn closed_windows(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<ClosedWindow>, AppError>;

@@ -17,8 +17,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    cursor, AssigneeFilter, ClosedWindow, ConversationFilter, ConversationView, MessageView, NumberView, Page,
-    ReadModels, WindowFilter,
+    cursor, AssigneeFilter, ClosedWindow, ContactFilter, ContactView, ConversationFilter, ConversationView,
+    MessageView, NumberView, Page, ReadModels, WindowFilter,
 };
 use crate::error::AppError;
 
@@ -50,6 +50,11 @@ CREATE TABLE IF NOT EXISTS numbers (
     registered_at INTEGER NOT NULL, version INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS numbers_by_tenant ON numbers(tenant_id, phone_number_id);
 CREATE INDEX IF NOT EXISTS numbers_by_verify_token ON numbers(verify_token_sha256);
+CREATE TABLE IF NOT EXISTS contacts (
+    tenant_id TEXT NOT NULL, wa_id TEXT NOT NULL, name TEXT NOT NULL DEFAULT 'null',
+    opted_out INTEGER NOT NULL DEFAULT 0, opt_changed_at INTEGER, opt_source TEXT,
+    tags TEXT NOT NULL DEFAULT '[]', attributes TEXT NOT NULL DEFAULT '{}', created_at INTEGER NOT NULL,
+    version INTEGER NOT NULL, PRIMARY KEY (tenant_id, wa_id));
 CREATE INDEX IF NOT EXISTS conversations_closing ON conversations(window_expired, window_closes_at);
 ";
 
@@ -63,15 +68,15 @@ pub struct SqliteReadModels {
     next_reader: std::sync::atomic::AtomicUsize,
 }
 
-fn micros(t: DateTime<Utc>) -> i64 {
+pub(super) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-fn from_micros(m: i64) -> DateTime<Utc> {
+pub(super) fn from_micros(m: i64) -> DateTime<Utc> {
     Utc.timestamp_micros(m).single().unwrap_or_default()
 }
 
-fn parse_time(v: &Value) -> Option<i64> {
+pub(super) fn parse_time(v: &Value) -> Option<i64> {
     v.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| micros(t.with_timezone(&Utc)))
 }
 
@@ -105,6 +110,7 @@ impl SqliteReadModels {
             SqliteProjection::shared(self.clone(), Kind::Messages),
             SqliteProjection::shared(self.clone(), Kind::Conversations),
             SqliteProjection::shared(self.clone(), Kind::Numbers),
+            SqliteProjection::shared(self.clone(), Kind::Contacts),
         ]
     }
 
@@ -135,6 +141,7 @@ enum Kind {
     Messages,
     Conversations,
     Numbers,
+    Contacts,
 }
 
 impl Kind {
@@ -143,6 +150,7 @@ impl Kind {
             Kind::Messages => "messages",
             Kind::Conversations => "conversations",
             Kind::Numbers => "numbers",
+            Kind::Contacts => "contacts",
         }
     }
 
@@ -157,6 +165,7 @@ impl Kind {
             Kind::Messages => e.stream_id.contains("/message/"),
             Kind::Conversations => e.stream_id.contains("/conversation/"),
             Kind::Numbers => e.event_type == "NumberRegistered",
+            Kind::Contacts => e.stream_id.contains("/contact/"),
         }
     }
 }
@@ -227,6 +236,7 @@ impl Projection for SqliteProjection {
                         Kind::Messages => project_message(&tx, e)?,
                         Kind::Conversations => project_conversation(&tx, e)?,
                         Kind::Numbers => project_number(&tx, e)?,
+                        Kind::Contacts => super::contacts::project_contact(&tx, e)?,
                     }
                 }
                 tx.execute(
@@ -674,6 +684,17 @@ impl ReadModels for SqliteReadModels {
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
+    }
+
+    async fn contacts(
+        &self,
+        tenant_id: &str,
+        filter: &ContactFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ContactView>, AppError> {
+        let (tenant, filter, cursor) = (tenant_id.to_owned(), filter.clone(), cursor.map(str::to_owned));
+        self.read(move |c| super::contacts::query_contacts(c, &tenant, &filter, cursor.as_deref(), limit)).await
     }
 
     async fn numbers_with_verify_token(&self, verify_token_sha256: &str) -> Result<Vec<NumberView>, AppError> {

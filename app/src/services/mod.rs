@@ -1,5 +1,6 @@
 //! The use cases: what Parley does for each request, webhook and queue message.
 
+pub mod contacts;
 pub mod dispatcher;
 pub mod handling;
 pub mod inbound;

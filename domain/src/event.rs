@@ -47,6 +47,33 @@ pub enum Event {
         at: DateTime<Utc>,
     },
 
+    // ---- templates ----
+    TemplateSubmitted {
+        name: String,
+        language: String,
+        category: String,
+        components: Vec<serde_json::Value>,
+        /// WhatsApp's id of the template, once it has one.
+        whatsapp_id: Option<String>,
+        status: String,
+        waba_id: String,
+        at: DateTime<Utc>,
+    },
+    TemplateStatusChanged {
+        status: String,
+        reason: Option<String>,
+        /// WhatsApp may move a template to another category on review.
+        category: Option<String>,
+        at: DateTime<Utc>,
+    },
+    TemplateDeleted {
+        at: DateTime<Utc>,
+    },
+    /// The text a template message renders to, recorded when it is queued.
+    MessageRendered {
+        text: String,
+    },
+
     // ---- tenant settings ----
     /// The tenant's own opt-out and opt-in keywords, used on top of the defaults.
     OptKeywordsConfigured {
@@ -175,6 +202,10 @@ impl Event {
             Event::ContactOptedIn { .. } => "ContactOptedIn",
             Event::ContactUpdated { .. } => "ContactUpdated",
             Event::OptKeywordsConfigured { .. } => "OptKeywordsConfigured",
+            Event::TemplateSubmitted { .. } => "TemplateSubmitted",
+            Event::TemplateStatusChanged { .. } => "TemplateStatusChanged",
+            Event::TemplateDeleted { .. } => "TemplateDeleted",
+            Event::MessageRendered { .. } => "MessageRendered",
             Event::ConversationOpened { .. } => "ConversationOpened",
             Event::InboundMessageRecorded { .. } => "InboundMessageRecorded",
             Event::OutboundMessageRecorded { .. } => "OutboundMessageRecorded",

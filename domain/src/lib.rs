@@ -18,6 +18,7 @@ pub mod number;
 pub mod optout;
 pub mod policy;
 pub mod status;
+pub mod template;
 pub mod wamid;
 pub mod window;
 

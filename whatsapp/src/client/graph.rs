@@ -12,6 +12,7 @@ use super::{Credentials, SendError, WhatsAppApi};
 use crate::errors::classify;
 use crate::graph_error::GraphErrorBody;
 use crate::send::{SendAccepted, SendRequest, MESSAGING_PRODUCT};
+use crate::templates::{CreatedTemplate, RemoteTemplate, TemplatePage, TemplateSubmission, WabaCredentials};
 
 /// Why a [`GraphClient`] could not be built.
 #[derive(Debug, Error)]
@@ -91,6 +92,23 @@ impl GraphClient {
     }
 }
 
+impl GraphClient {
+    /// `{base}/{version}/{waba_id}/{edge}`.
+    fn waba_url(&self, waba_id: &str, edge: &str) -> Result<Url, SendError> {
+        if waba_id.is_empty() {
+            return Err(SendError::NotSent("the WABA id is empty".to_owned()));
+        }
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| SendError::NotSent("the base URL cannot take a path".to_owned()))?
+            .pop_if_empty()
+            .push(&self.version)
+            .push(waba_id)
+            .push(edge);
+        Ok(url)
+    }
+}
+
 /// Checks a base URL once, at construction.
 fn parse_base(base_url: &str) -> Result<Url, ClientConfigError> {
     let invalid = |reason: String| ClientConfigError::BaseUrl { url: base_url.to_owned(), reason };
@@ -135,6 +153,74 @@ impl WhatsAppApi for GraphClient {
             .map_err(|error| SendError::Ambiguous(format!("reading the answer failed: {error}")))?;
         read_success(status, &body)
     }
+
+    async fn create_template(
+        &self,
+        creds: &WabaCredentials,
+        template: &TemplateSubmission,
+    ) -> Result<CreatedTemplate, SendError> {
+        let url = self.waba_url(&creds.waba_id, "message_templates")?;
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(&creds.access_token)
+            .json(template)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let (status, body) = read_body(response).await?;
+        if !status.is_success() {
+            return Err(read_error(status, &body));
+        }
+        serde_json::from_slice(&body).map_err(|error| SendError::Protocol {
+            http_status: status.as_u16(),
+            detail: format!("unexpected success body: {error}"),
+        })
+    }
+
+    async fn list_templates(&self, creds: &WabaCredentials) -> Result<Vec<RemoteTemplate>, SendError> {
+        let mut url = self.waba_url(&creds.waba_id, "message_templates")?;
+        url.query_pairs_mut().append_pair("limit", "100");
+        let mut out = Vec::new();
+        // Follow `paging.next`, bounded: a business account has at most a few thousand templates.
+        for _ in 0..MAX_TEMPLATE_PAGES {
+            let response =
+                self.http.get(url.clone()).bearer_auth(&creds.access_token).send().await.map_err(transport_error)?;
+            let (status, body) = read_body(response).await?;
+            if !status.is_success() {
+                return Err(read_error(status, &body));
+            }
+            let page: TemplatePage = serde_json::from_slice(&body).map_err(|error| SendError::Protocol {
+                http_status: status.as_u16(),
+                detail: format!("unexpected template list: {error}"),
+            })?;
+            out.extend(page.data);
+            match page.paging.and_then(|p| p.next).and_then(|n| Url::parse(&n).ok()) {
+                // Only follow links to the same host: the token goes with them.
+                Some(next) if next.host_str() == url.host_str() && next.port() == url.port() => url = next,
+                _ => return Ok(out),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete_template(&self, creds: &WabaCredentials, name: &str) -> Result<(), SendError> {
+        let mut url = self.waba_url(&creds.waba_id, "message_templates")?;
+        url.query_pairs_mut().append_pair("name", name);
+        let response = self.http.delete(url).bearer_auth(&creds.access_token).send().await.map_err(transport_error)?;
+        let (status, body) = read_body(response).await?;
+        read_success(status, &body)
+    }
+}
+
+/// At most this many pages of templates are read in one listing.
+const MAX_TEMPLATE_PAGES: usize = 50;
+
+async fn read_body(response: reqwest::Response) -> Result<(StatusCode, bytes::Bytes), SendError> {
+    let status = response.status();
+    let body =
+        response.bytes().await.map_err(|error| SendError::Ambiguous(format!("reading the answer failed: {error}")))?;
+    Ok((status, body))
 }
 
 /// Sorts a transport failure by whether the request can have reached Meta.

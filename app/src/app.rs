@@ -5,6 +5,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use parley_domain::contact::Contact;
 use parley_domain::conversation::Conversation;
+use parley_domain::directory::KeywordSettings;
 use parley_domain::message::Message;
 use parley_domain::number::Number;
 use parley_domain::optout::Keywords;
@@ -95,6 +96,7 @@ pub struct App {
     pub messages: Repository<Message>,
     pub numbers: Repository<Number>,
     pub wamids: Repository<WamidLink>,
+    pub keyword_settings: Repository<KeywordSettings>,
     pub identity: Arc<dyn IdentityProvider>,
     pub audit: Arc<dyn AuditLog>,
     pub tenants: Repository<Tenant>,
@@ -129,6 +131,7 @@ impl App {
             messages: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), capacity),
             numbers: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             wamids: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), capacity / 4),
+            keyword_settings: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             tenants: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             users: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             throttles: Throttles::new(&settings),

@@ -9,13 +9,16 @@
 pub mod contact;
 pub mod content;
 pub mod conversation;
+pub mod directory;
 pub mod event;
+pub mod handling;
 pub mod ids;
 pub mod message;
 pub mod number;
 pub mod optout;
 pub mod policy;
 pub mod status;
+pub mod template;
 pub mod tenant;
 pub mod user;
 pub mod wamid;

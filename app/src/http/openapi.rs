@@ -38,7 +38,10 @@ impl Modify for BearerAuth {
 }
 
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi().merge_from(super::auth::IdentityApi::openapi())
+    let mut doc = ApiDoc::openapi().merge_from(super::auth::IdentityApi::openapi());
+    doc.merge(super::handling::HandlingApi::openapi());
+    doc.merge(super::contacts::ContactsApi::openapi());
+    doc
 }
 
 /// This document.

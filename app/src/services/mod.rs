@@ -1,6 +1,8 @@
 //! The use cases: what Parley does for each request, webhook and queue message.
 
+pub mod contacts;
 pub mod dispatcher;
+pub mod handling;
 pub mod inbound;
 pub mod numbers;
 pub mod send;

@@ -120,6 +120,49 @@ pub enum Event {
     StatusParked {
         report: ParkedStatus,
     },
+
+    // ---- jobs ----
+    JobQueued(crate::job::JobQueued),
+    JobStarted {
+        attempt: u32,
+        at: DateTime<Utc>,
+    },
+    JobProgressed {
+        progress: u8,
+        at: DateTime<Utc>,
+    },
+    JobSucceeded {
+        artifact: Option<String>,
+        at: DateTime<Utc>,
+    },
+    JobFailed {
+        attempt: u32,
+        error: String,
+        /// Whether the job goes back to the queue for another attempt.
+        retrying: bool,
+        at: DateTime<Utc>,
+    },
+
+    // ---- billing ----
+    PlanChanged(crate::billing::PlanChanged),
+    BillingProfileSet(crate::billing::BillingProfile),
+    InvoiceIssued(crate::billing::InvoiceIssued),
+    InvoiceLinked {
+        external_id: String,
+        at: DateTime<Utc>,
+    },
+    InvoicePaid {
+        at: DateTime<Utc>,
+        reference: Option<String>,
+    },
+    InvoicePaymentFailed {
+        at: DateTime<Utc>,
+        reason: String,
+    },
+    DunningMailSent {
+        step: u32,
+        at: DateTime<Utc>,
+    },
 }
 
 impl Event {
@@ -150,6 +193,18 @@ impl Event {
             Event::MessageFailed { .. } => "MessageFailed",
             Event::WamidAssigned { .. } => "WamidAssigned",
             Event::StatusParked { .. } => "StatusParked",
+            Event::JobQueued(_) => "JobQueued",
+            Event::JobStarted { .. } => "JobStarted",
+            Event::JobProgressed { .. } => "JobProgressed",
+            Event::JobSucceeded { .. } => "JobSucceeded",
+            Event::JobFailed { .. } => "JobFailed",
+            Event::PlanChanged(_) => "PlanChanged",
+            Event::BillingProfileSet(_) => "BillingProfileSet",
+            Event::InvoiceIssued(_) => "InvoiceIssued",
+            Event::InvoiceLinked { .. } => "InvoiceLinked",
+            Event::InvoicePaid { .. } => "InvoicePaid",
+            Event::InvoicePaymentFailed { .. } => "InvoicePaymentFailed",
+            Event::DunningMailSent { .. } => "DunningMailSent",
         }
     }
 

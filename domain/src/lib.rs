@@ -6,11 +6,13 @@
 //! refusal. Time never comes from a clock here: every decision that depends on
 //! it takes `now` as an argument.
 
+pub mod billing;
 pub mod contact;
 pub mod content;
 pub mod conversation;
 pub mod event;
 pub mod ids;
+pub mod job;
 pub mod message;
 pub mod number;
 pub mod optout;

@@ -14,8 +14,10 @@ use parley_vault::Vault;
 use parley_whatsapp::WhatsAppApi;
 
 use crate::auth::TokenVerifier;
+use crate::blobs::BlobStore;
 use crate::clock::Clock;
 use crate::idempotency::IdempotencyStore;
+use crate::mail::Mailer;
 use crate::queue::WorkQueue;
 use crate::readmodel::ReadModels;
 use crate::repo::Repository;
@@ -31,6 +33,8 @@ pub struct Ports {
     pub whatsapp: Arc<dyn WhatsAppApi>,
     pub tokens: Arc<dyn TokenVerifier>,
     pub clock: Arc<dyn Clock>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub mailer: Arc<dyn Mailer>,
 }
 
 /// Behaviour that is configuration, not wiring.
@@ -63,6 +67,8 @@ pub struct App {
     pub whatsapp: Arc<dyn WhatsAppApi>,
     pub tokens: Arc<dyn TokenVerifier>,
     pub clock: Arc<dyn Clock>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub mailer: Arc<dyn Mailer>,
     pub settings: Settings,
     pub contacts: Repository<Contact>,
     pub conversations: Repository<Conversation>,
@@ -89,6 +95,8 @@ impl App {
             whatsapp: ports.whatsapp,
             tokens: ports.tokens,
             clock: ports.clock,
+            blobs: ports.blobs,
+            mailer: ports.mailer,
             settings,
         })
     }

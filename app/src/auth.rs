@@ -6,7 +6,6 @@ use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
@@ -84,18 +83,7 @@ pub struct LocalIssuer {
 
 impl LocalIssuer {
     pub fn open(data_dir: &Path) -> Result<Self, AppError> {
-        let path = data_dir.join("jwt.key");
-        let key = match std::fs::read(&path) {
-            Ok(k) if k.len() == 32 => k,
-            Ok(_) => return Err(AppError::internal(format!("{} must hold exactly 32 bytes", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut k = vec![0u8; 32];
-                rand::thread_rng().fill_bytes(&mut k);
-                write_private(&path, &k)?;
-                k
-            }
-            Err(e) => return Err(AppError::internal(format!("{}: {e}", path.display()))),
-        };
+        let key = crate::keyfile::load_or_create(&data_dir.join("jwt.key"))?;
         Ok(LocalIssuer { encoding: EncodingKey::from_secret(&key), decoding: DecodingKey::from_secret(&key) })
     }
 
@@ -138,20 +126,6 @@ impl TokenVerifier for LocalIssuer {
 /// Tenant ids appear in every stored key, so they are kept to a safe alphabet.
 pub fn valid_tenant_id(t: &str) -> bool {
     !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AppError> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path).map_err(|e| AppError::internal(format!("{}: {e}", path.display())))?;
-    f.write_all(bytes).map_err(AppError::internal)?;
-    f.sync_all().map_err(AppError::internal)
 }
 
 #[cfg(test)]

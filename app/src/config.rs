@@ -32,6 +32,10 @@ pub struct Config {
     pub window_closer_interval: Duration,
     /// An OpenAI-compatible provider for the AI helpers; none: the local provider.
     pub llm: Option<LlmConfig>,
+    /// The sender of every mail Parley sends.
+    pub mail_from: String,
+    /// Where people reach this server (download links in mails and job results).
+    pub public_url: String,
 }
 
 #[derive(Clone)]
@@ -132,6 +136,15 @@ impl Config {
             }
         };
 
+        let mail_from = get("PARLEY_MAIL_FROM").unwrap_or_else(|| "Parley <no-reply@parley.local>".into());
+        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            problems.push(format!("PARLEY_MAIL_FROM: `{mail_from}` is not a mail address like `Name <a@b.c>`"));
+        }
+        let public_url = get("PARLEY_PUBLIC_URL").unwrap_or_else(|| format!("http://{http_addr}"));
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            problems.push(format!("PARLEY_PUBLIC_URL: `{public_url}` must start with http:// or https://"));
+        }
+
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
@@ -149,6 +162,8 @@ impl Config {
             extra_opt_out_keywords,
             window_closer_interval,
             llm,
+            mail_from,
+            public_url: public_url.trim_end_matches('/').to_string(),
         })
     }
 }

@@ -8,12 +8,15 @@
 
 pub mod app;
 pub mod auth;
+pub mod blobs;
 pub mod blocking;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod idempotency;
+pub mod keyfile;
+pub mod mail;
 pub mod queue;
 pub mod readmodel;
 pub mod repo;

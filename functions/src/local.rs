@@ -8,8 +8,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use parley_app::app::{Ports, Settings};
 use parley_app::auth::LocalIssuer;
+use parley_app::blobs::FileBlobStore;
 use parley_app::config::{Config, StoreKind};
 use parley_app::idempotency::SqliteIdempotency;
+use parley_app::mail::OutboxMailer;
 use parley_app::queue::SqliteQueue;
 use parley_app::readmodel::sqlite::SqliteReadModels;
 use parley_app::services::dispatcher::DispatchReactor;
@@ -55,6 +57,9 @@ impl Local {
         let queue = Arc::new(SqliteQueue::open(&dir.join("queue.db"), MAX_RECEIVES)?);
         let checkpoints = Arc::new(SqliteCheckpoints::open(&dir.join("state.db"))?);
         let issuer = Arc::new(LocalIssuer::open(dir)?);
+        let blob_signing_key = parley_app::keyfile::load_or_create(&dir.join("blobs.key"))?;
+        let blobs = Arc::new(FileBlobStore::open(&dir.join("blobs"), &config.public_url, blob_signing_key)?);
+        let mailer = Arc::new(OutboxMailer::open(&dir.join("outbox"), &config.mail_from)?);
 
         let simulated = config.whatsapp_api_base.is_none();
         let api_base =
@@ -80,6 +85,8 @@ impl Local {
                 whatsapp: Arc::new(whatsapp),
                 tokens: issuer.clone(),
                 clock: Arc::new(SystemClock),
+                blobs,
+                mailer,
             },
             settings,
         );

@@ -17,6 +17,7 @@ pub mod http;
 pub mod idempotency;
 pub mod keyfile;
 pub mod mail;
+pub mod ops;
 pub mod queue;
 pub mod readmodel;
 pub mod repo;

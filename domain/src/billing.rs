@@ -216,6 +216,8 @@ pub struct BillingAccount {
     pub plans: Vec<(String, DateTime<Utc>)>,
     pub trial_ends_at: Option<DateTime<Utc>>,
     pub profile: Option<BillingProfile>,
+    /// The customer id at the payment provider, once created.
+    pub customer_id: Option<String>,
 }
 
 impl BillingAccount {
@@ -228,6 +230,7 @@ impl BillingAccount {
                 }
             }
             Event::BillingProfileSet(p) => self.profile = Some(p.clone()),
+            Event::PaymentCustomerLinked { customer_id, .. } => self.customer_id = Some(customer_id.clone()),
             _ => {}
         }
         self

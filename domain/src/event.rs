@@ -146,6 +146,11 @@ pub enum Event {
     // ---- billing ----
     PlanChanged(crate::billing::PlanChanged),
     BillingProfileSet(crate::billing::BillingProfile),
+    /// The tenant's customer record at the payment provider.
+    PaymentCustomerLinked {
+        customer_id: String,
+        at: DateTime<Utc>,
+    },
     InvoiceIssued(crate::billing::InvoiceIssued),
     InvoiceLinked {
         external_id: String,
@@ -200,6 +205,7 @@ impl Event {
             Event::JobFailed { .. } => "JobFailed",
             Event::PlanChanged(_) => "PlanChanged",
             Event::BillingProfileSet(_) => "BillingProfileSet",
+            Event::PaymentCustomerLinked { .. } => "PaymentCustomerLinked",
             Event::InvoiceIssued(_) => "InvoiceIssued",
             Event::InvoiceLinked { .. } => "InvoiceLinked",
             Event::InvoicePaid { .. } => "InvoicePaid",

@@ -18,8 +18,6 @@ use crate::event::Event;
 pub enum JobKind {
     /// The tenant's messages as a CSV file.
     MessageExport,
-    /// Moves data older than the retention to the archive.
-    ArchiveRun,
     /// Issues the invoices of one month.
     InvoiceRun,
 }
@@ -28,7 +26,6 @@ impl JobKind {
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::MessageExport => "message_export",
-            JobKind::ArchiveRun => "archive_run",
             JobKind::InvoiceRun => "invoice_run",
         }
     }

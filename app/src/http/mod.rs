@@ -6,6 +6,7 @@ pub mod extract;
 pub mod messages;
 pub mod numbers;
 pub mod openapi;
+pub mod ops;
 pub mod problem;
 pub mod webhooks;
 

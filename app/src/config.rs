@@ -36,6 +36,8 @@ pub struct Config {
     pub mail_from: String,
     /// Where people reach this server (download links in mails and job results).
     pub public_url: String,
+    /// Jobs, retention, scheduling and Stripe.
+    pub ops: crate::ops::OpsSettings,
 }
 
 #[derive(Clone)]
@@ -145,6 +147,7 @@ impl Config {
             problems.push(format!("PARLEY_PUBLIC_URL: `{public_url}` must start with http:// or https://"));
         }
 
+        let ops = crate::ops::OpsSettings::from_lookup(&get, &mut problems);
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
@@ -164,6 +167,7 @@ impl Config {
             llm,
             mail_from,
             public_url: public_url.trim_end_matches('/').to_string(),
+            ops,
         })
     }
 }

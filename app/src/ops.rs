@@ -46,12 +46,19 @@ pub struct OpsPorts {
 }
 
 /// Stripe's API base and secret key, when invoices are also created there.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StripeSettings {
     pub api_base: String,
     pub secret_key: String,
     /// The signing secret of the webhook endpoint (`whsec_...`).
     pub webhook_secret: String,
+}
+
+impl std::fmt::Debug for StripeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secrets.
+        f.debug_struct("StripeSettings").field("api_base", &self.api_base).finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +74,8 @@ pub struct OpsSettings {
     /// Days from issue to due date of an invoice.
     pub invoice_due_days: i64,
     pub stripe: Option<StripeSettings>,
+    /// How often the in-process scheduler looks for due work.
+    pub scheduler_interval: Duration,
 }
 
 impl Default for OpsSettings {
@@ -78,7 +87,51 @@ impl Default for OpsSettings {
             retention_days: 90,
             invoice_due_days: 14,
             stripe: None,
+            scheduler_interval: Duration::from_secs(60),
         }
+    }
+}
+
+impl OpsSettings {
+    /// Reads `PARLEY_JOB_MAX_ATTEMPTS`, `PARLEY_RETENTION_DAYS`,
+    /// `PARLEY_SCHEDULER_INTERVAL_SECS` and, for Stripe, `PARLEY_STRIPE_SECRET_KEY`,
+    /// `PARLEY_STRIPE_WEBHOOK_SECRET` and `PARLEY_STRIPE_API_BASE`; adds one
+    /// line to `problems` per bad value.
+    pub fn from_lookup(get: &impl Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> OpsSettings {
+        let mut s = OpsSettings::default();
+        let mut number = |key: &str, min: u64, max: u64| -> Option<u64> {
+            let raw = get(key)?;
+            match raw.trim().parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Some(n),
+                _ => {
+                    problems.push(format!("{key}: `{raw}` is not a whole number from {min} to {max}"));
+                    None
+                }
+            }
+        };
+        if let Some(n) = number("PARLEY_JOB_MAX_ATTEMPTS", 1, 20) {
+            s.job_max_attempts = n as u32;
+        }
+        if let Some(n) = number("PARLEY_RETENTION_DAYS", 1, 3650) {
+            s.retention_days = n as i64;
+        }
+        if let Some(n) = number("PARLEY_SCHEDULER_INTERVAL_SECS", 1, 3600) {
+            s.scheduler_interval = Duration::from_secs(n);
+        }
+        match (get("PARLEY_STRIPE_SECRET_KEY"), get("PARLEY_STRIPE_WEBHOOK_SECRET")) {
+            (Some(secret_key), Some(webhook_secret)) => {
+                let api_base = get("PARLEY_STRIPE_API_BASE").unwrap_or_else(|| "https://api.stripe.com".into());
+                if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
+                    problems.push(format!("PARLEY_STRIPE_API_BASE: `{api_base}` must start with https:// or http://"));
+                }
+                s.stripe = Some(StripeSettings { api_base, secret_key, webhook_secret });
+            }
+            (None, None) => {}
+            _ => problems.push(
+                "PARLEY_STRIPE_SECRET_KEY and PARLEY_STRIPE_WEBHOOK_SECRET: set both to use Stripe, or neither".into(),
+            ),
+        }
+        s
     }
 }
 

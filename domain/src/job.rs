@@ -1,5 +1,5 @@
-//! The job aggregate (SPEC 3.6): long-running work such as a CSV export, an
-//! archive run or an invoice run.
+//! The job aggregate (SPEC 3.6): long-running work a user waits for, such as
+//! a CSV export.
 //!
 //! A job is queued, then runs (reporting progress 0-100) and either succeeds
 //! with an optional artifact (a blob key) or fails with an error. A failed
@@ -18,15 +18,12 @@ use crate::event::Event;
 pub enum JobKind {
     /// The tenant's messages as a CSV file.
     MessageExport,
-    /// Issues the invoices of one month.
-    InvoiceRun,
 }
 
 impl JobKind {
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::MessageExport => "message_export",
-            JobKind::InvoiceRun => "invoice_run",
         }
     }
 }

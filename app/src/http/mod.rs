@@ -1,6 +1,7 @@
 //! The HTTP API (SPEC 5): one axum router serves it locally and inside each
 //! Lambda function.
 
+pub mod blobs;
 pub mod conversations;
 pub mod extract;
 pub mod messages;

@@ -145,6 +145,10 @@ impl Ops {
         let account = self.billing_account(tenant_id).await?;
         let usage = self.billing.usage(tenant_id, month).await?;
         let draft = draft_invoice(&account, month, &usage);
+        if draft.lines.is_empty() {
+            // No fee and no traffic: nothing to bill.
+            return Ok(false);
+        }
         let now = self.app.clock.now();
         let pdf_key = format!("invoices/{tenant_id}/{month_s}.pdf");
         let mut invoice = InvoiceIssued {

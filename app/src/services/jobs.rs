@@ -151,13 +151,6 @@ impl Ops {
     async fn execute_job(&self, tenant_id: &str, queued: &JobQueued) -> Result<Option<String>, AppError> {
         match queued.kind {
             JobKind::MessageExport => self.export_messages(tenant_id, queued).await.map(Some),
-            JobKind::InvoiceRun => {
-                let month = queued.params["month"]
-                    .as_str()
-                    .and_then(parley_domain::billing::Month::parse)
-                    .ok_or_else(|| AppError::validation("month", "must be YYYY-MM"))?;
-                self.issue_invoices(month).await.map(|_| None)
-            }
         }
     }
 

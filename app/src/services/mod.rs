@@ -7,6 +7,7 @@ pub mod inbound;
 pub mod invoice_pdf;
 pub mod jobs;
 pub mod numbers;
+pub mod scheduler;
 pub mod send;
 pub mod sender;
 pub mod status;

@@ -22,7 +22,7 @@ use crate::services::jobs::NewJob;
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobOut {
     pub id: Uuid,
-    /// `message_export` or `invoice_run`.
+    /// `message_export`.
     pub kind: String,
     /// queued, running, succeeded or failed.
     pub status: String,

@@ -215,8 +215,7 @@ pub async fn plan(
     let profile = if wants_profile {
         let current = ops.billing_account(&caller.tenant_id).await?.profile.clone();
         if let Some(email) = &body.email {
-            crate::mail::validate(&crate::mail::Mail { to: email.clone(), subject: "x".into(), text: String::new(), html: None })
-                .map_err(|e| AppError::validation("email", e.to_string()))?;
+            super::check_recipient("email", email)?;
         }
         let vat_rate_bp = match body.vat_rate_percent {
             Some(p) if (0.0..=100.0).contains(&p) => (p * 100.0).round() as u32,

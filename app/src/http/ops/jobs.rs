@@ -157,8 +157,7 @@ pub async fn export(
     filter.validate()?;
     let notify = match body.notify_email {
         Some(to) => {
-            crate::mail::validate(&crate::mail::Mail { to: to.clone(), subject: "x".into(), text: String::new(), html: None })
-                .map_err(|e| AppError::validation("notify_email", e.to_string()))?;
+            super::check_recipient("notify_email", &to)?;
             Some(to)
         }
         None => caller.user_id.contains('@').then(|| caller.user_id.clone()),

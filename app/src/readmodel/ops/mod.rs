@@ -263,8 +263,9 @@ impl SqliteOpsReadModels {
             let mut out = Vec::new();
             for kind in [Kind::Jobs, Kind::Analytics, Kind::Usage, Kind::Invoices] {
                 for table in kind.tables() {
-                    let mut stmt = c.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2, 3"))?;
-                    let columns = stmt.column_count();
+                    let columns = c.prepare(&format!("SELECT * FROM {table} LIMIT 0"))?.column_count();
+                    let order: Vec<String> = (1..=columns).map(|i| i.to_string()).collect();
+                    let mut stmt = c.prepare(&format!("SELECT * FROM {table} ORDER BY {}", order.join(", ")))?;
                     let rows = stmt.query_map([], |r| {
                         let mut cells = Vec::with_capacity(columns);
                         for i in 0..columns {

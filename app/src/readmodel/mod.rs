@@ -10,6 +10,8 @@ pub mod billing;
 pub mod cursor;
 pub mod jobs;
 pub mod ops;
+#[cfg(any(test, feature = "conformance"))]
+pub mod ops_conformance;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -117,7 +117,7 @@ async fn a_month_of_traffic_is_invoiced_and_counted_exactly() {
     let clock = Arc::new(ManualClock::new(at("2026-01-10T09:00:00Z")));
     let stripe = start_stripe().await;
     let graph = FakeGraph::start().await;
-    let server = Server::start_with_clock(WhatsApp::Fake(graph), clock.clone(), |c| {
+    let mut server = Server::start_with_clock(WhatsApp::Fake(graph), clock.clone(), |c| {
         c.ops.stripe = Some(StripeSettings {
             api_base: stripe.base.clone(),
             secret_key: "sk_test_month".into(),
@@ -317,7 +317,9 @@ async fn a_month_of_traffic_is_invoiced_and_counted_exactly() {
     assert_eq!(mails_to(&server, "billing@acme.test", "Payment failed").await, dunned);
 
     // Every back-office read model, rebuilt from zero, equals the one built as events came.
-    server.settled().await;
+    // Stop every writer (workers, schedules, HTTP), then bring the live read models to the head.
+    server.stop_workers_only().await;
+    server.projections.catch_up().await.unwrap();
     let live = server.ops_models.dump().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let fresh = SqliteOpsReadModels::open(&dir.path().join("ops.db")).unwrap();

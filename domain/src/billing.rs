@@ -218,6 +218,8 @@ pub struct BillingAccount {
     pub profile: Option<BillingProfile>,
     /// The customer id at the payment provider, once created.
     pub customer_id: Option<String>,
+    /// The highest limit level the tenant was told about, per month.
+    pub notified: BTreeMap<String, LimitState>,
 }
 
 impl BillingAccount {
@@ -231,6 +233,10 @@ impl BillingAccount {
             }
             Event::BillingProfileSet(p) => self.profile = Some(p.clone()),
             Event::PaymentCustomerLinked { customer_id, .. } => self.customer_id = Some(customer_id.clone()),
+            Event::UsageLimitNotified { month, level, .. } => {
+                let known = self.notified.entry(month.clone()).or_insert(*level);
+                *known = (*known).max(*level);
+            }
             _ => {}
         }
         self
@@ -314,7 +320,7 @@ pub fn billable_total(usage: &Usage) -> u64 {
 }
 
 /// Where a tenant stands against its monthly limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitState {
     Ok,
@@ -335,6 +341,17 @@ pub fn limit_state(plan: &Plan, billable: u64) -> LimitState {
 /// Whether a marketing send is allowed with this month's billable count.
 pub fn marketing_allowed(plan: &Plan, billable: u64) -> bool {
     plan.overage_allowed || limit_state(plan, billable) != LimitState::Reached
+}
+
+/// Tells the tenant once per month and level when its usage reaches 80 %
+/// and 100 % of the plan's limit.
+pub fn notify_limit(state: &BillingAccount, month: Month, billable: u64, now: DateTime<Utc>) -> Vec<Event> {
+    let level = limit_state(state.plan_at(now), billable);
+    let told = state.notified.get(&month.to_string()).copied().unwrap_or(LimitState::Ok);
+    if level == LimitState::Ok || level <= told {
+        return vec![];
+    }
+    vec![Event::UsageLimitNotified { month: month.to_string(), level, at: now }]
 }
 
 /// Rounds micros × quantity to minor units, half away from zero.
@@ -618,6 +635,21 @@ mod tests {
         assert_eq!(limit_state(starter, 4_000), LimitState::Warning);
         assert!(!marketing_allowed(starter, 5_000));
         assert!(marketing_allowed(plan("growth").unwrap(), 60_000));
+    }
+
+    #[test]
+    fn limit_notices_go_out_once_per_month_and_level() {
+        let s = BillingAccount::default(); // the free plan: limit 100
+        let feb = Month::parse("2026-02").unwrap();
+        let now = t("2026-02-10T00:00:00Z");
+        assert!(notify_limit(&s, feb, 79, now).is_empty());
+        let warned = notify_limit(&s, feb, 80, now);
+        assert!(matches!(&warned[0], Event::UsageLimitNotified { level: LimitState::Warning, .. }));
+        let s = account(warned);
+        assert!(notify_limit(&s, feb, 90, now).is_empty(), "warned once");
+        let reached = notify_limit(&s, feb, 100, now);
+        assert!(matches!(&reached[0], Event::UsageLimitNotified { level: LimitState::Reached, .. }));
+        assert_eq!(notify_limit(&s, feb.next(), 85, now).len(), 1, "a new month, a new notice");
     }
 
     #[test]

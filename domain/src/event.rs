@@ -146,6 +146,12 @@ pub enum Event {
     // ---- billing ----
     PlanChanged(crate::billing::PlanChanged),
     BillingProfileSet(crate::billing::BillingProfile),
+    /// The tenant was told its usage reached a level of the plan's limit.
+    UsageLimitNotified {
+        month: String,
+        level: crate::billing::LimitState,
+        at: DateTime<Utc>,
+    },
     /// The tenant's customer record at the payment provider.
     PaymentCustomerLinked {
         customer_id: String,
@@ -206,6 +212,7 @@ impl Event {
             Event::PlanChanged(_) => "PlanChanged",
             Event::BillingProfileSet(_) => "BillingProfileSet",
             Event::PaymentCustomerLinked { .. } => "PaymentCustomerLinked",
+            Event::UsageLimitNotified { .. } => "UsageLimitNotified",
             Event::InvoiceIssued(_) => "InvoiceIssued",
             Event::InvoiceLinked { .. } => "InvoiceLinked",
             Event::InvoicePaid { .. } => "InvoicePaid",

@@ -122,6 +122,48 @@ impl Ops {
         Ok(report.marketing_allowed)
     }
 
+    /// Mails each tenant whose usage this month has reached 80 % or 100 % of
+    /// its plan's limit, once per month and level; returns how many were told.
+    pub async fn send_usage_notices(&self) -> Result<usize, AppError> {
+        let now = self.app.clock.now();
+        let month = Month::of(now);
+        let meta = Meta::new("schedule:usage-limits");
+        let mut told = 0;
+        for tenant in self.billing.billed_tenants().await? {
+            let report = self.usage_report(&tenant, month).await?;
+            if report.limit_state == LimitState::Ok {
+                continue;
+            }
+            let done = self
+                .accounts
+                .execute(&billing_target(&tenant), &meta, |s| {
+                    Ok::<_, BillingRefusal>(billing::notify_limit(s, month, report.billable, now))
+                })
+                .await
+                .map_err(refused)?;
+            if done.events.is_empty() {
+                continue;
+            }
+            let Some(to) = done.state.profile.as_ref().and_then(|p| p.email.clone()) else { continue };
+            let limit = report.plan.message_limit.unwrap_or_default();
+            let (subject, consequence) = match report.limit_state {
+                LimitState::Reached if !report.plan.overage_allowed => {
+                    ("reached", "Marketing messages are paused until next month or a plan upgrade.")
+                }
+                LimitState::Reached => ("reached", "Further messages are billed as overage."),
+                _ => ("at 80 %", "Consider upgrading your plan before the limit is reached."),
+            };
+            let text = format!(
+                "Tenant {tenant} has used {} of the {limit} billable messages of plan {} in {month}.\n{consequence}\n",
+                report.billable, report.plan.id
+            );
+            let mail = Mail { to, subject: format!("Parley: usage {subject} for {month}"), text, html: None };
+            self.app.mailer.send(&mail).await.map_err(AppError::internal)?;
+            told += 1;
+        }
+        Ok(told)
+    }
+
     /// Issues the invoice of `month` for every billed tenant; returns how
     /// many were issued by this run (a re-run issues none twice).
     pub async fn issue_invoices(&self, month: Month) -> Result<usize, AppError> {

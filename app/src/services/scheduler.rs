@@ -4,7 +4,8 @@
 //!
 //! - the monthly invoicer, once the month has turned (for the month that
 //!   ended; issuing is idempotent, so a restart may safely run it again);
-//! - dunning mails for failed payments, each on its day.
+//! - dunning mails for failed payments, each on its day;
+//! - notices of usage at 80 % and 100 % of the plan's limit.
 //!
 //! The 24h window closer keeps its own faster tick (see `window_closer`).
 
@@ -29,6 +30,7 @@ pub struct ScheduleState {
 pub struct PassReport {
     pub invoices_issued: usize,
     pub dunning_mails: usize,
+    pub usage_notices: usize,
 }
 
 impl Ops {
@@ -41,6 +43,7 @@ impl Ops {
             state.invoiced = Some(last_month);
         }
         report.dunning_mails = self.send_dunning_mails().await?;
+        report.usage_notices = self.send_usage_notices().await?;
         Ok(report)
     }
 }
@@ -59,7 +62,7 @@ pub async fn run_scheduler(ops: Arc<Ops>, shutdown: impl Future<Output = ()> + S
                 match ops.run_schedule(&mut state, now).await {
                     Ok(r) if r == PassReport::default() => {}
                     Ok(r) => tracing::info!(
-                        invoices = r.invoices_issued, dunning = r.dunning_mails, "scheduled work done"
+                        invoices = r.invoices_issued, dunning = r.dunning_mails, usage = r.usage_notices, "scheduled work done"
                     ),
                     Err(e) => tracing::error!(error = %e, "scheduled work failed; retrying on the next tick"),
                 }

@@ -80,6 +80,22 @@ async fn an_export_job_writes_a_csv_behind_an_expiring_link_and_mails_it() {
     let (_, rest) = server.get(&token, &format!("/v1/jobs?cursor={}", list["next_cursor"].as_str().unwrap())).await;
     assert_eq!(rest["items"][0]["id"], id.as_str());
 
+    let (_, doc) = server.get(&token, "/openapi.json").await;
+    for path in ["/v1/jobs", "/v1/jobs/{id}", "/v1/messages/export", "/v1/analytics/summary", "/v1/billing/usage",
+                 "/v1/billing/invoices", "/v1/billing/invoices/{id}", "/v1/billing/plan", "/webhooks/stripe"] {
+        assert!(doc["paths"][path].is_object(), "{path} is documented");
+    }
+    for bad in ["from=2026-02-10&to=2026-02-01", "from=2025-01-01&to=2026-02-01", "granularity=week", "colour=red"] {
+        let (code, p) = server.get(&token, &format!("/v1/analytics/summary?{bad}")).await;
+        assert!(code.is_client_error(), "{bad}: {p}");
+    }
+    let (code, p) = server.get(&token, "/v1/billing/usage?month=2026-13").await;
+    assert_eq!((code, p["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")));
+    let viewer = server.token("acme", Role::Viewer);
+    assert_eq!(server.post(&viewer, "/v1/messages/export", &json!({})).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(server.get(&viewer, "/v1/billing/invoices").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(server.http.get(format!("{}/v1/jobs", server.base)).send().await.unwrap().status().as_u16(), 401);
+
     let mails = server.outbox().await;
     let mail = mails.iter().find(|m| m.to == "ops@acme.test").expect("the requester is mailed");
     assert!(mail.subject.contains("ready"), "{mail:?}");

@@ -89,23 +89,29 @@ const COLUMNS: &str = "id, number, month, plan, status, currency, lines, subtota
     external_id, issued_at, due_at";
 
 fn invoice_row(r: &Row<'_>) -> rusqlite::Result<InvoiceView> {
+    invoice_at(r, 0)
+}
+
+/// An invoice whose columns start at `first` (queries may select others before them).
+fn invoice_at(r: &Row<'_>, first: usize) -> rusqlite::Result<InvoiceView> {
+    let c = |i: usize| first + i;
     Ok(InvoiceView {
-        id: r.get::<_, String>(0)?.parse().unwrap_or_default(),
-        number: r.get(1)?,
-        month: r.get(2)?,
-        plan: r.get(3)?,
-        status: r.get(4)?,
-        currency: r.get(5)?,
-        lines: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
-        subtotal: r.get(7)?,
-        vat_rate_bp: r.get(8)?,
-        vat: r.get(9)?,
-        total: r.get(10)?,
-        tax_id: r.get(11)?,
-        pdf: r.get(12)?,
-        external_id: r.get(13)?,
-        issued_at: from_micros(r.get(14)?),
-        due_at: from_micros(r.get(15)?),
+        id: r.get::<_, String>(c(0))?.parse().unwrap_or_default(),
+        number: r.get(c(1))?,
+        month: r.get(c(2))?,
+        plan: r.get(c(3))?,
+        status: r.get(c(4))?,
+        currency: r.get(c(5))?,
+        lines: serde_json::from_str(&r.get::<_, String>(c(6))?).unwrap_or_default(),
+        subtotal: r.get(c(7))?,
+        vat_rate_bp: r.get(c(8))?,
+        vat: r.get(c(9))?,
+        total: r.get(c(10))?,
+        tax_id: r.get(c(11))?,
+        pdf: r.get(c(12))?,
+        external_id: r.get(c(13))?,
+        issued_at: from_micros(r.get(c(14))?),
+        due_at: from_micros(r.get(c(15))?),
     })
 }
 
@@ -159,29 +165,7 @@ impl BillingReadModel for SqliteOpsReadModels {
         let external = external_id.to_owned();
         self.read(move |c| {
             Ok(c.prepare_cached(&format!("SELECT tenant_id, {COLUMNS} FROM invoices WHERE external_id = ?1"))?
-                .query_row(params![external], |r| {
-                    let tenant: String = r.get(0)?;
-                    // The view's columns follow the tenant.
-                    let view = InvoiceView {
-                        id: r.get::<_, String>(1)?.parse().unwrap_or_default(),
-                        number: r.get(2)?,
-                        month: r.get(3)?,
-                        plan: r.get(4)?,
-                        status: r.get(5)?,
-                        currency: r.get(6)?,
-                        lines: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
-                        subtotal: r.get(8)?,
-                        vat_rate_bp: r.get(9)?,
-                        vat: r.get(10)?,
-                        total: r.get(11)?,
-                        tax_id: r.get(12)?,
-                        pdf: r.get(13)?,
-                        external_id: r.get(14)?,
-                        issued_at: from_micros(r.get(15)?),
-                        due_at: from_micros(r.get(16)?),
-                    };
-                    Ok((tenant, view))
-                })
+                .query_row(params![external], |r| Ok((r.get(0)?, invoice_at(r, 1)?)))
                 .optional()?)
         })
         .await

@@ -247,6 +247,60 @@ pub enum Event {
         reason: RevokeReason,
         at: DateTime<Utc>,
     },
+
+    // ---- jobs ----
+    JobQueued(crate::job::JobQueued),
+    JobStarted {
+        attempt: u32,
+        at: DateTime<Utc>,
+    },
+    JobProgressed {
+        progress: u8,
+        at: DateTime<Utc>,
+    },
+    JobSucceeded {
+        artifact: Option<String>,
+        at: DateTime<Utc>,
+    },
+    JobFailed {
+        attempt: u32,
+        error: String,
+        /// Whether the job goes back to the queue for another attempt.
+        retrying: bool,
+        at: DateTime<Utc>,
+    },
+
+    // ---- billing ----
+    PlanChanged(crate::billing::PlanChanged),
+    BillingProfileSet(crate::billing::BillingProfile),
+    /// The tenant was told its usage reached a level of the plan's limit.
+    UsageLimitNotified {
+        month: String,
+        level: crate::billing::LimitState,
+        at: DateTime<Utc>,
+    },
+    /// The tenant's customer record at the payment provider.
+    PaymentCustomerLinked {
+        customer_id: String,
+        at: DateTime<Utc>,
+    },
+    InvoiceIssued(crate::billing::InvoiceIssued),
+    InvoiceLinked {
+        external_id: String,
+        at: DateTime<Utc>,
+    },
+    InvoicePaid {
+        at: DateTime<Utc>,
+        reference: Option<String>,
+    },
+    InvoicePaymentFailed {
+        at: DateTime<Utc>,
+        reason: String,
+    },
+    DunningMailSent {
+        step: u32,
+        at: DateTime<Utc>,
+    },
 }
 
 impl Event {
@@ -298,6 +352,20 @@ impl Event {
             Event::EmailVerified { .. } => "EmailVerified",
             Event::PasswordChanged { .. } => "PasswordChanged",
             Event::SessionRevoked { .. } => "SessionRevoked",
+            Event::JobQueued(_) => "JobQueued",
+            Event::JobStarted { .. } => "JobStarted",
+            Event::JobProgressed { .. } => "JobProgressed",
+            Event::JobSucceeded { .. } => "JobSucceeded",
+            Event::JobFailed { .. } => "JobFailed",
+            Event::PlanChanged(_) => "PlanChanged",
+            Event::BillingProfileSet(_) => "BillingProfileSet",
+            Event::PaymentCustomerLinked { .. } => "PaymentCustomerLinked",
+            Event::UsageLimitNotified { .. } => "UsageLimitNotified",
+            Event::InvoiceIssued(_) => "InvoiceIssued",
+            Event::InvoiceLinked { .. } => "InvoiceLinked",
+            Event::InvoicePaid { .. } => "InvoicePaid",
+            Event::InvoicePaymentFailed { .. } => "InvoicePaymentFailed",
+            Event::DunningMailSent { .. } => "DunningMailSent",
         }
     }
 

@@ -6,6 +6,7 @@
 //! refusal. Time never comes from a clock here: every decision that depends on
 //! it takes `now` as an argument.
 
+pub mod billing;
 pub mod contact;
 pub mod content;
 pub mod conversation;
@@ -13,6 +14,7 @@ pub mod directory;
 pub mod event;
 pub mod handling;
 pub mod ids;
+pub mod job;
 pub mod message;
 pub mod number;
 pub mod optout;

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod blobs;
 pub mod contacts;
 pub mod conversations;
 pub mod extract;
@@ -11,6 +12,7 @@ pub mod members;
 pub mod messages;
 pub mod numbers;
 pub mod openapi;
+pub mod ops;
 pub mod problem;
 pub mod webhooks;
 

@@ -4,6 +4,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::ops::{analytics, billing, jobs, stripe};
 use super::{conversations, messages, numbers, problem, webhooks};
 
 #[derive(OpenApi)]
@@ -20,6 +21,15 @@ use super::{conversations, messages, numbers, problem, webhooks};
         messages::get,
         conversations::list,
         conversations::get,
+        jobs::list,
+        jobs::get,
+        jobs::export,
+        analytics::summary,
+        billing::usage,
+        billing::invoices,
+        billing::invoice,
+        billing::plan,
+        stripe::receive,
     ),
     components(schemas(problem::Problem)),
     modifiers(&BearerAuth),

@@ -8,7 +8,13 @@
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod contacts;
+pub mod analytics;
+pub mod billing;
 pub mod cursor;
+pub mod jobs;
+pub mod ops;
+#[cfg(any(test, feature = "conformance"))]
+pub mod ops_conformance;
 pub mod sqlite;
 
 use async_trait::async_trait;

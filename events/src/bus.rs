@@ -9,6 +9,8 @@
 //!
 //! [`IntegrationBus`] is the port (EventBridge in AWS); [`InProcessBus`] is
 //! the local adapter, broadcasting to in-process subscribers.
+//! [`IntegrationPublisher`] is the worker that forwards the global log to a
+//! bus, as a projection with its own checkpoint.
 
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -16,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
+use crate::checkpoint::SqliteCheckpoints;
 use crate::envelope::RecordedEvent;
+use crate::projection::{Projection, ProjectionError};
 
 /// The key that marks a sealed value inside event data (`{"$sealed": {...}}`),
 /// as the application's sealing writes it.
@@ -171,6 +175,55 @@ impl IntegrationBus for InProcessBus {
             let _ = self.sender.send(event.clone());
         }
         Ok(())
+    }
+}
+
+/// Forwards every recorded event to a bus, in log order.
+///
+/// It runs as a projection: each batch is published, then the checkpoint
+/// moves. A crash between the two publishes the batch again on restart, so
+/// delivery is at least once (consumers deduplicate on `event_id`); a failed
+/// publish leaves the checkpoint where it was and the runner retries.
+/// Resetting it republishes the whole log.
+pub struct IntegrationPublisher {
+    bus: std::sync::Arc<dyn IntegrationBus>,
+    checkpoints: SqliteCheckpoints,
+    stage: String,
+}
+
+impl IntegrationPublisher {
+    /// The checkpoint name.
+    pub const NAME: &'static str = "integration-publisher";
+
+    /// Publishes as deployment `stage` (the `source` is `parley.<stage>`).
+    pub fn new(
+        bus: std::sync::Arc<dyn IntegrationBus>,
+        checkpoints: SqliteCheckpoints,
+        stage: impl Into<String>,
+    ) -> Self {
+        IntegrationPublisher { bus, checkpoints, stage: stage.into() }
+    }
+}
+
+#[async_trait]
+impl Projection for IntegrationPublisher {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    async fn checkpoint(&self) -> Result<u64, ProjectionError> {
+        self.checkpoints.get(Self::NAME).await
+    }
+
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        let Some(last) = events.last() else { return Ok(()) };
+        let published: Vec<_> = events.iter().map(|e| IntegrationEvent::from_recorded(e, &self.stage)).collect();
+        self.bus.publish(&published).await.map_err(ProjectionError::read_model)?;
+        self.checkpoints.set(Self::NAME, last.global_position).await
+    }
+
+    async fn reset(&self) -> Result<(), ProjectionError> {
+        self.checkpoints.set(Self::NAME, 0).await
     }
 }
 
@@ -375,6 +428,51 @@ mod tests {
             (bus as Arc<dyn IntegrationBus>, observer as Arc<dyn BusObserver>)
         })
         .await;
+    }
+
+    struct FailingBus;
+
+    #[async_trait]
+    impl IntegrationBus for FailingBus {
+        async fn publish(&self, _: &[IntegrationEvent]) -> Result<(), BusError> {
+            Err(BusError::Unavailable("down".into()))
+        }
+    }
+
+    fn positioned(position: u64) -> RecordedEvent {
+        RecordedEvent { global_position: position, ..recorded("MessageTagged", serde_json::json!({ "n": position })) }
+    }
+
+    #[tokio::test]
+    async fn the_publisher_forwards_batches_and_then_moves_its_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoints = SqliteCheckpoints::open(&dir.path().join("c.db")).unwrap();
+        let bus = Arc::new(InProcessBus::new(16));
+        let mut subscriber = bus.subscribe();
+        let publisher = IntegrationPublisher::new(bus, checkpoints.clone(), "dev");
+        assert_eq!(publisher.checkpoint().await.unwrap(), 0);
+
+        let batch = [positioned(3), positioned(5)];
+        publisher.apply(&batch).await.unwrap();
+        assert_eq!(publisher.checkpoint().await.unwrap(), 5);
+        for event in &batch {
+            let got = subscriber.recv().await.unwrap();
+            assert_eq!(got, IntegrationEvent::from_recorded(event, "dev"));
+        }
+        publisher.apply(&[]).await.unwrap();
+        assert_eq!(publisher.checkpoint().await.unwrap(), 5, "an empty batch changes nothing");
+        publisher.reset().await.unwrap();
+        assert_eq!(publisher.checkpoint().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_failed_publish_leaves_the_checkpoint_for_a_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoints = SqliteCheckpoints::open(&dir.path().join("c.db")).unwrap();
+        checkpoints.set(IntegrationPublisher::NAME, 2).await.unwrap();
+        let publisher = IntegrationPublisher::new(Arc::new(FailingBus), checkpoints, "dev");
+        assert!(publisher.apply(&[positioned(3)]).await.is_err());
+        assert_eq!(publisher.checkpoint().await.unwrap(), 2);
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ pub mod store;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
-pub use bus::{BusError, InProcessBus, IntegrationBus, IntegrationEvent};
+pub use bus::{BusError, InProcessBus, IntegrationBus, IntegrationEvent, IntegrationPublisher};
 pub use checkpoint::SqliteCheckpoints;
 pub use codec::{CodecError, EventCodec, Upcast, Upcasters};
 pub use envelope::{NewEvent, RecordedEvent};

@@ -12,10 +12,10 @@
 //!
 //! | Index | Partition key | Sort key | Rows |
 //! | --- | --- | --- | --- |
-//! | `g1` | `CONV#tenant#conversation` | `created#id` | messages by conversation |
-//! | `g2` | `MSGS#tenant`, `CONVS#tenant`, `NUMS#tenant` | `created#id`, `activity#id`, number | a tenant's messages, conversations by activity, numbers |
-//! | `g3` | `TOKEN#sha256` | number | numbers by verify-token hash |
-//! | `g4` | `OPEN` | `closes#tenant#id` | conversation windows not yet expired (sparse) |
+//! | `gsi1` | `CONV#tenant#conversation` | `created#id` | messages by conversation |
+//! | `gsi2` | `MSGS#tenant`, `CONVS#tenant`, `NUMS#tenant` | `created#id`, `activity#id`, number | a tenant's messages, conversations by activity, numbers |
+//! | `gsi3` | `TOKEN#sha256` | number | numbers by verify-token hash |
+//! | `gsi4` | `OPEN` | `closes#tenant#id` | conversation windows not yet expired (sparse) |
 //!
 //! Times in sort keys are zero-padded Unix microseconds, so text order is
 //! time order; `events/docs/dynamodb.md` has the costs.
@@ -60,10 +60,10 @@ const MAX_PAGE: usize = 200;
 
 /// The global secondary indexes: name, partition key, sort key, projected attributes (`None` = all).
 const INDEXES: [(&str, &str, &str, Option<&[&str]>); 4] = [
-    ("g1", "g1pk", "g1sk", None),
-    ("g2", "g2pk", "g2sk", None),
-    ("g3", "g3pk", "g3sk", None),
-    ("g4", "g4pk", "g4sk", Some(&["tenant_id", "id", "wa_id"])),
+    ("gsi1", "g1pk", "g1sk", None),
+    ("gsi2", "g2pk", "g2sk", None),
+    ("gsi3", "g3pk", "g3sk", None),
+    ("gsi4", "g4pk", "g4sk", Some(&["tenant_id", "id", "wa_id"])),
 ];
 
 fn internal<E: std::error::Error>(error: E) -> AppError {
@@ -397,8 +397,8 @@ impl ReadModels for DynamoReadModels {
         limit: usize,
     ) -> Result<Page<MessageView>, AppError> {
         let (index, partition) = match conversation_id {
-            Some(conversation) => ("g1", format!("CONV#{tenant_id}#{conversation}")),
-            None => ("g2", format!("MSGS#{tenant_id}")),
+            Some(conversation) => ("gsi1", format!("CONV#{tenant_id}#{conversation}")),
+            None => ("gsi2", format!("MSGS#{tenant_id}")),
         };
         let query = IndexQuery { index, partition, below: before_cursor(cursor)?, forward: false };
         self.page(
@@ -427,7 +427,7 @@ impl ReadModels for DynamoReadModels {
         limit: usize,
     ) -> Result<Page<ConversationView>, AppError> {
         let query = IndexQuery {
-            index: "g2",
+            index: "gsi2",
             partition: format!("CONVS#{tenant_id}"),
             below: before_cursor(cursor)?,
             forward: false,
@@ -453,7 +453,7 @@ impl ReadModels for DynamoReadModels {
 
     async fn numbers(&self, tenant_id: &str) -> Result<Vec<NumberView>, AppError> {
         let mut numbers = Vec::new();
-        let query = IndexQuery { index: "g2", partition: format!("NUMS#{tenant_id}"), below: None, forward: true };
+        let query = IndexQuery { index: "gsi2", partition: format!("NUMS#{tenant_id}"), below: None, forward: true };
         self.scan_index(query, |row: NumberRow| {
             numbers.push(row.view());
             true
@@ -465,7 +465,7 @@ impl ReadModels for DynamoReadModels {
     async fn numbers_with_verify_token(&self, verify_token_sha256: &str) -> Result<Vec<NumberView>, AppError> {
         let mut numbers = Vec::new();
         let query =
-            IndexQuery { index: "g3", partition: format!("TOKEN#{verify_token_sha256}"), below: None, forward: true };
+            IndexQuery { index: "gsi3", partition: format!("TOKEN#{verify_token_sha256}"), below: None, forward: true };
         self.scan_index(query, |row: NumberRow| {
             numbers.push(row.view());
             true
@@ -487,7 +487,7 @@ impl ReadModels for DynamoReadModels {
         }
         // Keys below the next microsecond's are the windows closed by `now`.
         let below = format!("{:020}", micros(now).max(0).saturating_add(1));
-        let query = IndexQuery { index: "g4", partition: OPEN_WINDOWS.into(), below: Some(below), forward: true };
+        let query = IndexQuery { index: "gsi4", partition: OPEN_WINDOWS.into(), below: Some(below), forward: true };
         let mut failure = None;
         self.scan_index(query, |row: Open| {
             match row.id.parse() {
@@ -510,7 +510,7 @@ impl ReadModels for DynamoReadModels {
                 .client
                 .query()
                 .table_name(&self.table)
-                .index_name("g2")
+                .index_name("gsi2")
                 .key_condition_expression("g2pk = :pk")
                 .expression_attribute_values(":pk", s(format!("MSGS#{tenant_id}")))
                 .select(Select::Count)

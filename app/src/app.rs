@@ -63,6 +63,22 @@ pub struct Settings {
     pub tenant_request_burst: u32,
 }
 
+impl Settings {
+    /// The settings the environment's configuration asks for.
+    pub fn from_config(config: &crate::Config) -> Result<Self, crate::AppError> {
+        let mut keywords = Keywords::default();
+        keywords.opt_out.extend(config.extra_opt_out_keywords.iter().cloned());
+        Ok(Settings {
+            send_max_attempts: config.send_max_attempts,
+            unconfirmed_grace: Duration::from_std(config.unconfirmed_grace).map_err(crate::AppError::internal)?,
+            keywords,
+            tenant_requests_per_second: config.tenant_rate_limit,
+            tenant_request_burst: config.tenant_rate_limit.saturating_mul(2),
+            ..Settings::default()
+        })
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {

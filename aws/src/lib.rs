@@ -13,3 +13,5 @@ pub mod kms;
 pub mod s3;
 pub mod ses;
 pub mod sqs;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -88,16 +88,7 @@ impl Local {
         let whatsapp = GraphClient::try_new(&api_base, &config.whatsapp_api_version, config.whatsapp_timeout)
             .map_err(|e| anyhow::anyhow!("PARLEY_WHATSAPP_API_BASE: {e}"))?;
 
-        let mut keywords = parley_domain::optout::Keywords::default();
-        keywords.opt_out.extend(config.extra_opt_out_keywords.iter().cloned());
-        let settings = Settings {
-            send_max_attempts: config.send_max_attempts,
-            unconfirmed_grace: chrono::Duration::from_std(config.unconfirmed_grace)?,
-            keywords,
-            tenant_requests_per_second: config.tenant_rate_limit,
-            tenant_request_burst: config.tenant_rate_limit.saturating_mul(2),
-            ..Settings::default()
-        };
+        let settings = Settings::from_config(&config)?;
         let app = App::new(
             Ports {
                 store: store.clone(),

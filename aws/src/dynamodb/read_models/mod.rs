@@ -12,10 +12,10 @@
 //!
 //! | Index | Partition key | Sort key | Rows |
 //! | --- | --- | --- | --- |
-//! | `g1` | `CONV#tenant#conversation` | `created#id` | messages by conversation |
-//! | `g2` | `MSGS#tenant`, `CONVS#tenant`, `NUMS#tenant` | `created#id`, `activity#id`, number | a tenant's messages, conversations by activity, numbers |
-//! | `g3` | `TOKEN#sha256` | number | numbers by verify-token hash |
-//! | `g4` | `OPEN` | `closes#tenant#id` | conversation windows not yet expired (sparse) |
+//! | `gsi1` | `CONV#tenant#conversation` | `created#id` | messages by conversation |
+//! | `gsi2` | `MSGS#tenant`, `CONVS#tenant`, `NUMS#tenant` | `created#id`, `activity#id`, number | a tenant's messages, conversations by activity, numbers |
+//! | `gsi3` | `TOKEN#sha256` | number | numbers by verify-token hash |
+//! | `gsi4` | `OPEN` | `closes#tenant#id` | conversation windows not yet expired (sparse) |
 //!
 //! Times in sort keys are zero-padded Unix microseconds, so text order is
 //! time order; `events/docs/dynamodb.md` has the costs.
@@ -23,13 +23,14 @@
 pub mod rows;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, Select,
+    ProjectionType, ReturnConsumedCapacity, ScalarAttributeType, Select,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
@@ -43,6 +44,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use self::rows::{micros, ConversationRow, MessageRow, NumberRow, RowKey};
+use super::capacity::{CapacityMeter, CapacityUnits, Kind};
 use super::event_store::Item;
 
 const PK: &str = "pk";
@@ -60,10 +62,10 @@ const MAX_PAGE: usize = 200;
 
 /// The global secondary indexes: name, partition key, sort key, projected attributes (`None` = all).
 const INDEXES: [(&str, &str, &str, Option<&[&str]>); 4] = [
-    ("g1", "g1pk", "g1sk", None),
-    ("g2", "g2pk", "g2sk", None),
-    ("g3", "g3pk", "g3sk", None),
-    ("g4", "g4pk", "g4sk", Some(&["tenant_id", "id", "wa_id"])),
+    ("gsi1", "g1pk", "g1sk", None),
+    ("gsi2", "g2pk", "g2sk", None),
+    ("gsi3", "g3pk", "g3sk", None),
+    ("gsi4", "g4pk", "g4sk", Some(&["tenant_id", "id", "wa_id"])),
 ];
 
 fn internal<E: std::error::Error>(error: E) -> AppError {
@@ -145,6 +147,7 @@ fn from_item<T: DeserializeOwned>(item: &Item) -> Result<T, AppError> {
 pub struct DynamoReadModels {
     client: Client,
     table: String,
+    meter: Arc<CapacityMeter>,
 }
 
 /// One query of an index, newest (or last) first.
@@ -159,7 +162,12 @@ struct IndexQuery<'a> {
 impl DynamoReadModels {
     /// The read models in table `table`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), meter: Arc::default() }
+    }
+
+    /// The capacity units the projector and the queries have consumed so far.
+    pub fn consumed_capacity(&self) -> CapacityUnits {
+        self.meter.total()
     }
 
     /// Creates a read-model table named `name` with its four indexes.
@@ -270,7 +278,12 @@ impl DynamoReadModels {
             for (name, value) in row.index_keys() {
                 item.insert(name.into(), s(value));
             }
-            let put = self.client.put_item().table_name(&self.table).set_item(Some(item));
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total);
             let put = match read_version {
                 Some(read) => put
                     .condition_expression("#ver = :read")
@@ -279,7 +292,10 @@ impl DynamoReadModels {
                 None => put.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", PK),
             };
             match put.send().await {
-                Ok(_) => return Ok(()),
+                Ok(output) => {
+                    self.meter.record(Kind::Write, output.consumed_capacity());
+                    return Ok(());
+                }
                 Err(error)
                     if matches!(error.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) =>
                 {
@@ -300,9 +316,11 @@ impl DynamoReadModels {
             .key(PK, s(pk))
             .key(SK, s(ROW))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(internal)?;
+        self.meter.record(Kind::Read, output.consumed_capacity());
         let Some(item) = output.item() else { return Ok(None) };
         let version = match item.get(VERSION) {
             Some(AttributeValue::N(n)) => n.parse().map_err(AppError::internal)?,
@@ -340,7 +358,9 @@ impl DynamoReadModels {
                     .expression_attribute_values(":below", s(below.clone())),
                 None => request.key_condition_expression("#pk = :pk"),
             };
-            let output = request.send().await.map_err(internal)?;
+            let output =
+                request.return_consumed_capacity(ReturnConsumedCapacity::Total).send().await.map_err(internal)?;
+            self.meter.record(Kind::Read, output.consumed_capacity());
             for item in output.items() {
                 if !want(from_item(item)?) {
                     return Ok(());
@@ -397,8 +417,8 @@ impl ReadModels for DynamoReadModels {
         limit: usize,
     ) -> Result<Page<MessageView>, AppError> {
         let (index, partition) = match conversation_id {
-            Some(conversation) => ("g1", format!("CONV#{tenant_id}#{conversation}")),
-            None => ("g2", format!("MSGS#{tenant_id}")),
+            Some(conversation) => ("gsi1", format!("CONV#{tenant_id}#{conversation}")),
+            None => ("gsi2", format!("MSGS#{tenant_id}")),
         };
         let query = IndexQuery { index, partition, below: before_cursor(cursor)?, forward: false };
         self.page(
@@ -427,7 +447,7 @@ impl ReadModels for DynamoReadModels {
         limit: usize,
     ) -> Result<Page<ConversationView>, AppError> {
         let query = IndexQuery {
-            index: "g2",
+            index: "gsi2",
             partition: format!("CONVS#{tenant_id}"),
             below: before_cursor(cursor)?,
             forward: false,
@@ -453,7 +473,7 @@ impl ReadModels for DynamoReadModels {
 
     async fn numbers(&self, tenant_id: &str) -> Result<Vec<NumberView>, AppError> {
         let mut numbers = Vec::new();
-        let query = IndexQuery { index: "g2", partition: format!("NUMS#{tenant_id}"), below: None, forward: true };
+        let query = IndexQuery { index: "gsi2", partition: format!("NUMS#{tenant_id}"), below: None, forward: true };
         self.scan_index(query, |row: NumberRow| {
             numbers.push(row.view());
             true
@@ -465,7 +485,7 @@ impl ReadModels for DynamoReadModels {
     async fn numbers_with_verify_token(&self, verify_token_sha256: &str) -> Result<Vec<NumberView>, AppError> {
         let mut numbers = Vec::new();
         let query =
-            IndexQuery { index: "g3", partition: format!("TOKEN#{verify_token_sha256}"), below: None, forward: true };
+            IndexQuery { index: "gsi3", partition: format!("TOKEN#{verify_token_sha256}"), below: None, forward: true };
         self.scan_index(query, |row: NumberRow| {
             numbers.push(row.view());
             true
@@ -487,7 +507,7 @@ impl ReadModels for DynamoReadModels {
         }
         // Keys below the next microsecond's are the windows closed by `now`.
         let below = format!("{:020}", micros(now).max(0).saturating_add(1));
-        let query = IndexQuery { index: "g4", partition: OPEN_WINDOWS.into(), below: Some(below), forward: true };
+        let query = IndexQuery { index: "gsi4", partition: OPEN_WINDOWS.into(), below: Some(below), forward: true };
         let mut failure = None;
         self.scan_index(query, |row: Open| {
             match row.id.parse() {
@@ -510,14 +530,16 @@ impl ReadModels for DynamoReadModels {
                 .client
                 .query()
                 .table_name(&self.table)
-                .index_name("g2")
+                .index_name("gsi2")
                 .key_condition_expression("g2pk = :pk")
                 .expression_attribute_values(":pk", s(format!("MSGS#{tenant_id}")))
                 .select(Select::Count)
                 .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await
                 .map_err(internal)?;
+            self.meter.record(Kind::Read, output.consumed_capacity());
             count += u64::try_from(output.count()).unwrap_or(0);
             match output.last_evaluated_key() {
                 Some(key) => start = Some(key.clone()),

@@ -8,16 +8,43 @@
 //! ```
 //!
 //! It replays the store traffic of the inbound and outbound use cases with
-//! events of realistic sizes (sealed message bodies are ciphertext) and
-//! prints the read and write units each one consumed. `events/docs/dynamodb.md`
-//! quotes its output.
+//! events of realistic sizes (sealed message bodies are ciphertext), projects
+//! the inbound events into the read-model table as the stream projector
+//! would, and prints the read and write units each part consumed.
+//! `events/docs/dynamodb.md` quotes its output.
 
 use chrono::Utc;
 use parley_aws::config::AwsTarget;
-use parley_aws::dynamodb::{CapacityUnits, DynamoEventStore};
-use parley_events::{EventStore, ExpectedVersion, NewEvent, StoreError};
+use parley_aws::dynamodb::{CapacityUnits, DynamoEventStore, DynamoReadModels};
+use parley_events::{EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
 use serde_json::json;
 use uuid::Uuid;
+
+/// A sealed text of about `bytes` bytes, as the vault leaves it.
+fn sealed(bytes: usize) -> serde_json::Value {
+    json!({ "sealed": { "key": "tenant-1/2026-11", "ciphertext": "x".repeat(bytes.saturating_sub(50)) } })
+}
+
+/// An inbound message's event with the fields the read models take.
+fn message_received(conversation: Uuid, wamid: &str) -> NewEvent {
+    let mut e = event("MessageReceived", 0);
+    e.data = json!({
+        "conversation_id": conversation, "number_id": "106540352242922", "wa_id": "4917600000001",
+        "kind": "text", "wamid": wamid, "sent_at": Utc::now().to_rfc3339(), "content": { "text": sealed(MESSAGE_RECEIVED - 250) },
+    });
+    e
+}
+
+/// The conversation's record of an inbound message.
+fn inbound_recorded(name: bool) -> NewEvent {
+    let mut e = event("InboundMessageRecorded", 0);
+    e.data = json!({
+        "preview": { "at": Utc::now().to_rfc3339(), "direction": "inbound", "text": sealed(120) },
+        "window_closes_at": (Utc::now() + chrono::Duration::hours(24)).to_rfc3339(),
+        "contact_name": if name { sealed(60) } else { serde_json::Value::Null },
+    });
+    e
+}
 
 /// An event of `event_type` whose data takes about `bytes` bytes.
 fn event(event_type: &str, bytes: usize) -> NewEvent {
@@ -66,40 +93,61 @@ async fn append(store: &DynamoEventStore, stream: &str, events: Vec<NewEvent>) -
     store.append("tenant-1", stream, ExpectedVersion::Exact(version), events).await.map(|_| ())
 }
 
-/// One inbound message: load message, contact and conversation, then append.
-async fn inbound(store: &DynamoEventStore, n: usize, new_contact: bool) -> Result<CapacityUnits, StoreError> {
-    let message = format!("message-in-{n}-{}", Uuid::now_v7());
-    let contact = if new_contact { format!("contact-{}", Uuid::now_v7()) } else { "contact-regular".into() };
-    let conversation =
-        if new_contact { format!("conversation-{}", Uuid::now_v7()) } else { "conversation-busy".into() };
+/// The units of one inbound message: in the event store, and in the read
+/// models when its events are projected.
+struct Inbound {
+    store: CapacityUnits,
+    projector: CapacityUnits,
+}
+
+/// One inbound message: load message, contact and conversation, append, project.
+async fn inbound(
+    store: &DynamoEventStore,
+    models: &DynamoReadModels,
+    n: usize,
+    new_contact: bool,
+) -> Result<Inbound, StoreError> {
+    let message = format!("tenant-1/message/{}", Uuid::now_v7());
+    let contact = if new_contact { format!("tenant-1/contact/{}", Uuid::now_v7()) } else { REGULAR_CONTACT.into() };
+    let conversation_id = if new_contact { Uuid::now_v7() } else { busy_conversation() };
+    let conversation = format!("tenant-1/conversation/{conversation_id}");
     let meter = Meter::start(store);
     let message_version = store.read_stream(&message, 0).await?.len() as u64;
     let contact_version = store.read_stream(&contact, 0).await?.len() as u64;
     let conversation_version = store.read_stream(&conversation, 0).await?.len() as u64;
-    store
-        .append(
-            "tenant-1",
-            &message,
-            ExpectedVersion::Exact(message_version),
-            vec![event("MessageReceived", MESSAGE_RECEIVED)],
-        )
-        .await?;
+    let received = vec![message_received(conversation_id, &format!("wamid.{n}"))];
+    store.append("tenant-1", &message, ExpectedVersion::Exact(message_version), received).await?;
     if new_contact {
-        store
-            .append(
-                "tenant-1",
-                &contact,
-                ExpectedVersion::Exact(contact_version),
-                vec![event("ContactCreated", CONTACT_CREATED)],
-            )
-            .await?;
+        let created = vec![event("ContactCreated", CONTACT_CREATED)];
+        store.append("tenant-1", &contact, ExpectedVersion::Exact(contact_version), created).await?;
     }
-    let mut conversation_events = vec![event("InboundMessageRecorded", CONVERSATION_RECORD)];
+    let mut conversation_events = vec![inbound_recorded(new_contact)];
     if conversation_version == 0 {
-        conversation_events.insert(0, event("ConversationOpened", CONVERSATION_RECORD));
+        let mut opened = event("ConversationOpened", 0);
+        opened.data = json!({ "number_id": "106540352242922", "wa_id": "4917600000001", "at": Utc::now().to_rfc3339() });
+        conversation_events.insert(0, opened);
     }
     store.append("tenant-1", &conversation, ExpectedVersion::Exact(conversation_version), conversation_events).await?;
-    Ok(meter.stop())
+    let store_units = meter.stop();
+
+    // What the stream projector receives: the events just appended.
+    let mut appended: Vec<RecordedEvent> = store.read_stream(&message, message_version).await?;
+    appended.extend(store.read_stream(&conversation, conversation_version).await?);
+    let before = models.consumed_capacity();
+    models.apply(&appended).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let after = models.consumed_capacity();
+    Ok(Inbound {
+        store: store_units,
+        projector: CapacityUnits { read: after.read - before.read, write: after.write - before.write },
+    })
+}
+
+const REGULAR_CONTACT: &str = "tenant-1/contact/4917600000001";
+
+/// The conversation every "known contact" message goes to.
+fn busy_conversation() -> Uuid {
+    static BUSY: std::sync::OnceLock<Uuid> = std::sync::OnceLock::new();
+    *BUSY.get_or_init(Uuid::now_v7)
 }
 
 /// One outbound send: queue, dispatch, sent, then delivered and read statuses.
@@ -109,7 +157,8 @@ async fn outbound(store: &DynamoEventStore) -> Result<Vec<(&'static str, Capacit
     let meter = Meter::start(store);
     store.read_stream(&message, 0).await?;
     store.append("tenant-1", &message, ExpectedVersion::NoStream, vec![event("MessageQueued", MESSAGE_QUEUED)]).await?;
-    append(store, "conversation-busy", vec![event("OutboundMessageRecorded", CONVERSATION_RECORD)]).await?;
+    let conversation = format!("tenant-1/conversation/{}", busy_conversation());
+    append(store, &conversation, vec![event("OutboundMessageRecorded", CONVERSATION_RECORD)]).await?;
     steps.push(("queue (load message, append MessageQueued + conversation record)", meter.stop()));
     for (label, event_type) in [
         ("dispatch started (load, append)", "MessageDispatchStarted"),
@@ -130,16 +179,24 @@ async fn run(max_tip_bytes: u64) -> Result<(), StoreError> {
     let table = format!("events-capacity-{}", Uuid::now_v7().simple());
     DynamoEventStore::create_table(&client, &table).await?;
     let store = DynamoEventStore::new(client.clone(), &table).with_max_tip_bytes(max_tip_bytes);
+    let models_table = format!("read-models-capacity-{}", Uuid::now_v7().simple());
+    DynamoReadModels::create_table(&client, &models_table).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let models = DynamoReadModels::new(client.clone(), &models_table);
     println!("\n## tip bound {max_tip_bytes} bytes");
 
-    print("inbound, first message of a new contact (3 loads, 3 appends)", inbound(&store, 0, true).await?);
+    let first = inbound(&store, &models, 0, true).await?;
+    print("inbound, first message of a new contact (3 loads, 3 appends)", first.store);
+    print("  projected: message row created, conversation row created", first.projector);
     // Fill the busy conversation so its tip sits at various sizes.
-    append(&store, "contact-regular", vec![event("ContactCreated", CONTACT_CREATED)]).await?;
+    append(&store, REGULAR_CONTACT, vec![event("ContactCreated", CONTACT_CREATED)]).await?;
     let mut samples = Vec::new();
+    let mut projected = Vec::new();
     for n in 1..=120 {
-        samples.push(inbound(&store, n, false).await?);
+        let units = inbound(&store, &models, n, false).await?;
+        samples.push(units.store);
+        projected.push(units.projector);
     }
-    let mean = |range: std::ops::Range<usize>| {
+    let mean_of = |samples: &[CapacityUnits], range: std::ops::Range<usize>| {
         let slice = &samples[range];
         let count = slice.len() as f64;
         CapacityUnits {
@@ -148,8 +205,9 @@ async fn run(max_tip_bytes: u64) -> Result<(), StoreError> {
         }
     };
     print("inbound, known contact: message 2 of the conversation", samples[0]);
-    print("inbound, known contact: mean over messages 2..=121", mean(0..samples.len()));
-    print("inbound, known contact: mean over messages 100..=121", mean(99..samples.len()));
+    print("inbound, known contact: mean over messages 2..=121", mean_of(&samples, 0..samples.len()));
+    print("inbound, known contact: mean over messages 100..=121", mean_of(&samples, 99..samples.len()));
+    print("  projected: message row created, conversation row updated (mean)", mean_of(&projected, 0..projected.len()));
     for (label, units) in outbound(&store).await? {
         print(&format!("outbound {label}"), units);
     }
@@ -162,7 +220,9 @@ async fn run(max_tip_bytes: u64) -> Result<(), StoreError> {
         after.read - before.read,
         (after.read - before.read) / log.len() as f64
     );
-    client.delete_table().table_name(&table).send().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    for name in [&table, &models_table] {
+        client.delete_table().table_name(name).send().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    }
     Ok(())
 }
 

@@ -23,13 +23,14 @@
 pub mod rows;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, Select,
+    ProjectionType, ReturnConsumedCapacity, ScalarAttributeType, Select,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
@@ -43,6 +44,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use self::rows::{micros, ConversationRow, MessageRow, NumberRow, RowKey};
+use super::capacity::{CapacityMeter, CapacityUnits, Kind};
 use super::event_store::Item;
 
 const PK: &str = "pk";
@@ -145,6 +147,7 @@ fn from_item<T: DeserializeOwned>(item: &Item) -> Result<T, AppError> {
 pub struct DynamoReadModels {
     client: Client,
     table: String,
+    meter: Arc<CapacityMeter>,
 }
 
 /// One query of an index, newest (or last) first.
@@ -159,7 +162,12 @@ struct IndexQuery<'a> {
 impl DynamoReadModels {
     /// The read models in table `table`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), meter: Arc::default() }
+    }
+
+    /// The capacity units the projector and the queries have consumed so far.
+    pub fn consumed_capacity(&self) -> CapacityUnits {
+        self.meter.total()
     }
 
     /// Creates a read-model table named `name` with its four indexes.
@@ -270,7 +278,12 @@ impl DynamoReadModels {
             for (name, value) in row.index_keys() {
                 item.insert(name.into(), s(value));
             }
-            let put = self.client.put_item().table_name(&self.table).set_item(Some(item));
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total);
             let put = match read_version {
                 Some(read) => put
                     .condition_expression("#ver = :read")
@@ -279,7 +292,10 @@ impl DynamoReadModels {
                 None => put.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", PK),
             };
             match put.send().await {
-                Ok(_) => return Ok(()),
+                Ok(output) => {
+                    self.meter.record(Kind::Write, output.consumed_capacity());
+                    return Ok(());
+                }
                 Err(error)
                     if matches!(error.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) =>
                 {
@@ -300,9 +316,11 @@ impl DynamoReadModels {
             .key(PK, s(pk))
             .key(SK, s(ROW))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(internal)?;
+        self.meter.record(Kind::Read, output.consumed_capacity());
         let Some(item) = output.item() else { return Ok(None) };
         let version = match item.get(VERSION) {
             Some(AttributeValue::N(n)) => n.parse().map_err(AppError::internal)?,
@@ -340,7 +358,9 @@ impl DynamoReadModels {
                     .expression_attribute_values(":below", s(below.clone())),
                 None => request.key_condition_expression("#pk = :pk"),
             };
-            let output = request.send().await.map_err(internal)?;
+            let output =
+                request.return_consumed_capacity(ReturnConsumedCapacity::Total).send().await.map_err(internal)?;
+            self.meter.record(Kind::Read, output.consumed_capacity());
             for item in output.items() {
                 if !want(from_item(item)?) {
                     return Ok(());
@@ -515,9 +535,11 @@ impl ReadModels for DynamoReadModels {
                 .expression_attribute_values(":pk", s(format!("MSGS#{tenant_id}")))
                 .select(Select::Count)
                 .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await
                 .map_err(internal)?;
+            self.meter.record(Kind::Read, output.consumed_capacity());
             count += u64::try_from(output.count()).unwrap_or(0);
             match output.last_evaluated_key() {
                 Some(key) => start = Some(key.clone()),

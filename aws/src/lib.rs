@@ -7,8 +7,11 @@
 
 mod batching;
 pub mod config;
+pub mod dynamodb;
 pub mod eventbridge;
 pub mod kms;
 pub mod s3;
 pub mod ses;
 pub mod sqs;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -12,13 +12,13 @@ use parley_app::blobs::FileBlobStore;
 use parley_app::config::{Config, StoreKind};
 use parley_app::idempotency::SqliteIdempotency;
 use parley_app::mail::OutboxMailer;
+use parley_app::ops::{Ops, OpsPorts};
 use parley_app::queue::SqliteQueue;
+use parley_app::readmodel::ops::SqliteOpsReadModels;
 use parley_app::readmodel::sqlite::SqliteReadModels;
 use parley_app::services::dispatcher::DispatchReactor;
-use parley_app::services::numbers::AppNumberDirectory;
-use parley_app::ops::{Ops, OpsPorts};
-use parley_app::readmodel::ops::SqliteOpsReadModels;
 use parley_app::services::jobs::JobReactor;
+use parley_app::services::numbers::AppNumberDirectory;
 use parley_app::{App, Clock, SystemClock};
 use parley_events::{EventStore, ProjectionRunner, SqliteCheckpoints, SqliteEventStore};
 use parley_vault::LocalVault;
@@ -119,9 +119,8 @@ impl Local {
         )?;
         // Under load, a few milliseconds of patience turns a transaction per
         // commit into one per few hundred events.
-        let projections = Arc::new(
-            ProjectionRunner::new(store.clone(), all_projections).with_coalesce(READ_MODEL_COALESCE),
-        );
+        let projections =
+            Arc::new(ProjectionRunner::new(store.clone(), all_projections).with_coalesce(READ_MODEL_COALESCE));
         let job_reactor = JobReactor::new(job_queue.clone(), checkpoints.clone(), config.ops.job_retry_delay);
         let dispatch = Arc::new(
             ProjectionRunner::new(

@@ -1,6 +1,6 @@
 //! Parley's back office next to the messaging [`App`]: jobs and their
-//! runner, CSV exports, analytics, billing (plans, usage, invoices, dunning)
-//! and the archiver. It builds on the App's ports (event store, blob store,
+//! runner, CSV exports, analytics and billing (plans, usage, invoices,
+//! dunning). It builds on the App's ports (event store, blob store,
 //! mailer, clock) and adds the read models and the job queue it needs.
 
 use std::sync::Arc;
@@ -69,8 +69,6 @@ pub struct OpsSettings {
     pub job_retry_delay: Duration,
     /// How long download links stay valid.
     pub download_ttl: Duration,
-    /// Days events and message rows stay in the hot stores (SPEC 6.3).
-    pub retention_days: i64,
     /// Days from issue to due date of an invoice.
     pub invoice_due_days: i64,
     pub stripe: Option<StripeSettings>,
@@ -84,7 +82,6 @@ impl Default for OpsSettings {
             job_max_attempts: 3,
             job_retry_delay: Duration::from_secs(30),
             download_ttl: Duration::from_secs(24 * 3600),
-            retention_days: 90,
             invoice_due_days: 14,
             stripe: None,
             scheduler_interval: Duration::from_secs(60),
@@ -93,8 +90,7 @@ impl Default for OpsSettings {
 }
 
 impl OpsSettings {
-    /// Reads `PARLEY_JOB_MAX_ATTEMPTS`, `PARLEY_RETENTION_DAYS`,
-    /// `PARLEY_SCHEDULER_INTERVAL_SECS` and, for Stripe, `PARLEY_STRIPE_SECRET_KEY`,
+    /// Reads `PARLEY_JOB_MAX_ATTEMPTS`, `PARLEY_SCHEDULER_INTERVAL_SECS` and, for Stripe, `PARLEY_STRIPE_SECRET_KEY`,
     /// `PARLEY_STRIPE_WEBHOOK_SECRET` and `PARLEY_STRIPE_API_BASE`; adds one
     /// line to `problems` per bad value.
     pub fn from_lookup(get: &impl Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> OpsSettings {
@@ -111,9 +107,6 @@ impl OpsSettings {
         };
         if let Some(n) = number("PARLEY_JOB_MAX_ATTEMPTS", 1, 20) {
             s.job_max_attempts = n as u32;
-        }
-        if let Some(n) = number("PARLEY_RETENTION_DAYS", 1, 3650) {
-            s.retention_days = n as i64;
         }
         if let Some(n) = number("PARLEY_SCHEDULER_INTERVAL_SECS", 1, 3600) {
             s.scheduler_interval = Duration::from_secs(n);

@@ -401,7 +401,7 @@ pub fn prorated_fees(account: &BillingAccount, from: DateTime<Utc>, to: DateTime
         } else {
             format!("Plan {} ({days} of {} days)", p.id, month_secs / 86_400)
         };
-        lines.push(InvoiceLine { description, quantity: 1, unit_micros: i64::from(p.monthly_fee) * 10_000, amount });
+        lines.push(InvoiceLine { description, quantity: 1, unit_micros: p.monthly_fee * 10_000, amount });
     }
     lines
 }
@@ -496,12 +496,11 @@ impl Invoice {
             }
             Event::InvoiceLinked { external_id, .. } => self.external_id = Some(external_id.clone()),
             Event::InvoicePaid { .. } => self.status = Some(InvoiceStatus::Paid),
-            Event::InvoicePaymentFailed { at, .. } => {
-                if self.status != Some(InvoiceStatus::Paid) {
-                    self.status = Some(InvoiceStatus::PaymentFailed);
-                    self.failed_at = Some(*at);
-                    self.dunning_steps = 0;
-                }
+            // A paid invoice stays paid.
+            Event::InvoicePaymentFailed { at, .. } if self.status != Some(InvoiceStatus::Paid) => {
+                self.status = Some(InvoiceStatus::PaymentFailed);
+                self.failed_at = Some(*at);
+                self.dunning_steps = 0;
             }
             Event::DunningMailSent { step, .. } => self.dunning_steps = self.dunning_steps.max(*step),
             _ => {}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use parley_domain::contact::Contact;
 use parley_domain::conversation::Conversation;
+use parley_domain::directory::KeywordSettings;
 use parley_domain::message::Message;
 use parley_domain::number::Number;
 use parley_domain::optout::Keywords;
@@ -62,6 +63,22 @@ pub struct Settings {
     pub tenant_request_burst: u32,
 }
 
+impl Settings {
+    /// The settings the environment's configuration asks for.
+    pub fn from_config(config: &crate::Config) -> Result<Self, crate::AppError> {
+        let mut keywords = Keywords::default();
+        keywords.opt_out.extend(config.extra_opt_out_keywords.iter().cloned());
+        Ok(Settings {
+            send_max_attempts: config.send_max_attempts,
+            unconfirmed_grace: Duration::from_std(config.unconfirmed_grace).map_err(crate::AppError::internal)?,
+            keywords,
+            tenant_requests_per_second: config.tenant_rate_limit,
+            tenant_request_burst: config.tenant_rate_limit.saturating_mul(2),
+            ..Settings::default()
+        })
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -95,6 +112,7 @@ pub struct App {
     pub messages: Repository<Message>,
     pub numbers: Repository<Number>,
     pub wamids: Repository<WamidLink>,
+    pub keyword_settings: Repository<KeywordSettings>,
     pub identity: Arc<dyn IdentityProvider>,
     pub audit: Arc<dyn AuditLog>,
     pub tenants: Repository<Tenant>,
@@ -129,6 +147,7 @@ impl App {
             messages: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), capacity),
             numbers: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             wamids: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), capacity / 4),
+            keyword_settings: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             tenants: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             users: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             throttles: Throttles::new(&settings),

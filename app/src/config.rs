@@ -38,6 +38,8 @@ pub struct Config {
     pub public_url: String,
     /// Authenticated API requests per second per tenant (bursts of twice as many pass).
     pub tenant_rate_limit: u32,
+    /// Jobs, retention, scheduling and Stripe.
+    pub ops: crate::ops::OpsSettings,
 }
 
 #[derive(Clone)]
@@ -159,6 +161,7 @@ impl Config {
             problems.push("PARLEY_TENANT_RATE_LIMIT: must be from 1 to 1000000".into());
         }
 
+        let ops = crate::ops::OpsSettings::from_lookup(&get, &mut problems);
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
@@ -179,6 +182,7 @@ impl Config {
             mail_from,
             public_url: public_url.trim_end_matches('/').to_string(),
             tenant_rate_limit,
+            ops,
         })
     }
 }

@@ -36,6 +36,9 @@ pub enum AppError {
     /// The tenant sent more requests than its rate allows.
     #[error("rate limit exceeded; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// WhatsApp refused or did not answer a call made on the request's behalf.
+    #[error("WhatsApp: {0}")]
+    Upstream(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -18,6 +18,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod keyfile;
 pub mod mail;
+pub mod ops;
 pub mod queue;
 pub mod readmodel;
 pub mod repo;

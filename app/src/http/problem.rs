@@ -128,6 +128,9 @@ impl From<&AppError> for Problem {
                     format!("this tenant's request rate is exceeded; retry in {retry_after_secs} s"),
                 )
             },
+            AppError::Upstream(d) => {
+                Problem::new(S::BAD_GATEWAY, "whatsapp_error", "WhatsApp did not accept the call", d.clone())
+            }
             AppError::Store(_) | AppError::Vault(_) | AppError::Internal(_) => Problem::new(
                 S::INTERNAL_SERVER_ERROR,
                 "internal_error",

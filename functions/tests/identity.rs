@@ -290,6 +290,14 @@ async fn failed_logins_are_throttled_and_tenants_are_rate_limited() {
     assert_eq!((status, problem["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts")));
     assert!(retry_after > 0 && problem["retry_after"] == retry_after);
 
+    // Reset mails to one address are bounded too.
+    for _ in 0..5 {
+        let (status, _) = server.anon("/v1/auth/forgot-password", &json!({"email": "cy@acme.test"})).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    let (status, problem) = server.anon("/v1/auth/forgot-password", &json!({"email": "cy@acme.test"})).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts")));
+
     // Rate 2/s, burst 4: the fifth request in a row waits.
     let token = access(&tokens);
     let mut statuses = vec![];

@@ -56,7 +56,7 @@ pub(crate) fn identity_problem(e: &IdentityError) -> Problem {
                 S::TOO_MANY_REQUESTS,
                 "too_many_attempts",
                 "Too many attempts",
-                format!("too many failed sign-ins; retry in {retry_after_secs} s"),
+                format!("too many attempts for this account or address; retry in {retry_after_secs} s"),
             )
         },
         IdentityError::Unavailable(_) => Problem::new(

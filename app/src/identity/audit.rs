@@ -188,9 +188,17 @@ impl Projection for SqliteAuditLog {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The conformance suite of the [`AuditLog`] port, for every adapter that is
+/// fed as a projection.
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance {
+    use std::future::Future;
+    use std::sync::Arc;
+
+    use chrono::Utc;
+    use parley_events::{Projection, RecordedEvent};
+
+    use super::AuditLog;
 
     fn event(position: u64, tenant: &str, event_type: &str) -> RecordedEvent {
         RecordedEvent {
@@ -210,9 +218,15 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn keeps_account_events_per_tenant_newest_first_and_rebuilds() {
-        let log = SqliteAuditLog::in_memory().unwrap();
+    /// `make` returns a fresh, empty audit log as both the port and the projection that feeds it.
+    pub async fn run_audit_suite<T, F, Fut>(make: F)
+    where
+        T: AuditLog + Projection,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Arc<T>>,
+    {
+        let log = make().await;
+        assert_eq!(log.checkpoint().await.unwrap(), 0);
         let batch = vec![
             event(1, "a", "TenantCreated"),
             event(2, "a", "MessageQueued"),
@@ -223,12 +237,27 @@ mod tests {
         log.apply(&batch[3..]).await.unwrap(); // redelivery changes nothing
         assert_eq!(log.checkpoint().await.unwrap(), 4);
         let a = log.list("a", None, 10).await.unwrap();
-        assert_eq!(a.iter().map(|e| e.id).collect::<Vec<_>>(), vec![4, 1]);
-        assert_eq!(a[0].event_type, "SessionRevoked");
-        assert_eq!(log.list("a", Some(4), 10).await.unwrap().len(), 1);
-        assert_eq!(log.list("b", None, 10).await.unwrap().len(), 1);
+        assert_eq!(a.iter().map(|e| e.id).collect::<Vec<_>>(), vec![4, 1], "account events only, newest first");
+        assert_eq!((a[0].event_type.as_str(), a[0].subject.as_str()), ("SessionRevoked", "tenant-a"));
+        assert_eq!(a[0].data, serde_json::json!({"n": 4}));
+        assert_eq!(log.list("a", Some(4), 10).await.unwrap().len(), 1, "pages continue below `before`");
+        assert_eq!(log.list("a", None, 1).await.unwrap().len(), 1, "pages are bounded");
+        assert_eq!(log.list("b", None, 10).await.unwrap().len(), 1, "tenants see only their own");
+        assert!(log.list("c", None, 10).await.unwrap().is_empty());
         log.reset().await.unwrap();
         assert_eq!(log.checkpoint().await.unwrap(), 0);
         assert!(log.list("a", None, 10).await.unwrap().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_passes_the_audit_suite() {
+        conformance::run_audit_suite(|| async { Arc::new(SqliteAuditLog::in_memory().unwrap()) }).await;
     }
 }

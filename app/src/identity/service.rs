@@ -168,8 +168,16 @@ impl App {
             .await
     }
 
+    /// Mails a reset code; each address gets only a few per window, so the
+    /// endpoint cannot be used to flood someone's mailbox.
     pub async fn forgot_password(&self, email_in: &str) -> Result<(), AppError> {
-        Ok(self.identity.forgot_password(&email(email_in)?).await?)
+        let email = email(email_in)?;
+        let key = format!("reset:{email}");
+        let now = Instant::now();
+        let throttle = &self.throttles.per_account;
+        throttle.check(&key, now).map_err(|s| IdentityError::Throttled { retry_after_secs: s })?;
+        throttle.fail(&key, now);
+        Ok(self.identity.forgot_password(&email).await?)
     }
 
     pub async fn reset_password(&self, email_in: &str, code: &str, password: &str) -> Result<(), AppError> {

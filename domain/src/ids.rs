@@ -41,6 +41,21 @@ pub fn number_stream(phone_number_id: &str) -> String {
     format!("number/{phone_number_id}")
 }
 
+pub fn job_stream(tenant_id: &str, job_id: Uuid) -> String {
+    format!("{tenant_id}/job/{job_id}")
+}
+
+/// A tenant's billing account: plan history and billing details.
+pub fn billing_stream(tenant_id: &str) -> String {
+    format!("{tenant_id}/billing")
+}
+
+/// The one invoice of a tenant for a month (`YYYY-MM`): the stream name makes
+/// re-running the invoicer for a month issue nothing twice.
+pub fn invoice_stream(tenant_id: &str, month: &str) -> String {
+    format!("{tenant_id}/invoice/{month}")
+}
+
 /// Statuses that arrived for a wamid Parley could not yet match to a message.
 pub fn unmatched_status_stream(tenant_id: &str, wamid: &str) -> String {
     format!("{tenant_id}/wamid/{wamid}")

@@ -6,16 +6,23 @@
 //! refusal. Time never comes from a clock here: every decision that depends on
 //! it takes `now` as an argument.
 
+pub mod billing;
 pub mod contact;
 pub mod content;
 pub mod conversation;
+pub mod directory;
 pub mod event;
+pub mod handling;
 pub mod ids;
+pub mod job;
 pub mod message;
 pub mod number;
 pub mod optout;
 pub mod policy;
 pub mod status;
+pub mod template;
+pub mod tenant;
+pub mod user;
 pub mod wamid;
 pub mod window;
 

@@ -11,12 +11,17 @@ use parley_app::auth::LocalIssuer;
 use parley_app::blobs::FileBlobStore;
 use parley_app::config::{Config, StoreKind};
 use parley_app::idempotency::SqliteIdempotency;
+use parley_app::identity::audit::SqliteAuditLog;
+use parley_app::identity::local::LocalIdentity;
 use parley_app::mail::OutboxMailer;
 use parley_app::queue::SqliteQueue;
 use parley_app::readmodel::sqlite::SqliteReadModels;
 use parley_app::services::dispatcher::DispatchReactor;
 use parley_app::services::numbers::AppNumberDirectory;
-use parley_app::{App, SystemClock};
+use parley_app::ops::{Ops, OpsPorts};
+use parley_app::readmodel::ops::SqliteOpsReadModels;
+use parley_app::services::jobs::JobReactor;
+use parley_app::{App, Clock, SystemClock};
 use parley_events::{EventStore, ProjectionRunner, SqliteCheckpoints, SqliteEventStore};
 use parley_vault::LocalVault;
 use parley_whatsapp::simulator::{self, Simulator, SimulatorConfig};
@@ -40,11 +45,20 @@ pub struct Local {
     /// Present when the built-in simulator stands in for the Graph API.
     pub simulator: Option<Arc<Simulator>>,
     pub issuer: Arc<LocalIssuer>,
+    /// Jobs, exports, analytics and billing.
+    pub ops: Arc<Ops>,
+    pub ops_models: Arc<SqliteOpsReadModels>,
+    file_blobs: Arc<FileBlobStore>,
 }
 
 impl Local {
     /// Opens (or creates) the data directory and composes the application.
     pub fn open(config: Config) -> anyhow::Result<Local> {
+        Local::open_with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// As [`Local::open`], on the given clock (tests move a manual one).
+    pub fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Local> {
         if config.store != StoreKind::Sqlite {
             anyhow::bail!("the local runtime keeps its data in SQLite: set PARLEY_STORE=sqlite or leave it unset");
         }
@@ -59,7 +73,14 @@ impl Local {
         let issuer = Arc::new(LocalIssuer::open(dir)?);
         let blob_signing_key = parley_app::keyfile::load_or_create(&dir.join("blobs.key"))?;
         let blobs = Arc::new(FileBlobStore::open(&dir.join("blobs"), &config.public_url, blob_signing_key)?);
+        let file_blobs = blobs.clone();
+        let ops_models = SqliteOpsReadModels::open(&dir.join("ops.db"))?;
+        let job_queue = Arc::new(SqliteQueue::open(&dir.join("jobs.db"), MAX_RECEIVES)?);
         let mailer = Arc::new(OutboxMailer::open(&dir.join("outbox"), &config.mail_from)?);
+        let clock = Arc::new(SystemClock);
+        let identity =
+            Arc::new(LocalIdentity::open(&dir.join("identity.db"), issuer.clone(), mailer.clone(), clock.clone())?);
+        let audit = Arc::new(SqliteAuditLog::open(&dir.join("audit.db"))?);
 
         let simulated = config.whatsapp_api_base.is_none();
         let api_base =
@@ -67,14 +88,7 @@ impl Local {
         let whatsapp = GraphClient::try_new(&api_base, &config.whatsapp_api_version, config.whatsapp_timeout)
             .map_err(|e| anyhow::anyhow!("PARLEY_WHATSAPP_API_BASE: {e}"))?;
 
-        let mut keywords = parley_domain::optout::Keywords::default();
-        keywords.opt_out.extend(config.extra_opt_out_keywords.iter().cloned());
-        let settings = Settings {
-            send_max_attempts: config.send_max_attempts,
-            unconfirmed_grace: chrono::Duration::from_std(config.unconfirmed_grace)?,
-            keywords,
-            ..Settings::default()
-        };
+        let settings = Settings::from_config(&config)?;
         let app = App::new(
             Ports {
                 store: store.clone(),
@@ -84,20 +98,38 @@ impl Local {
                 outbound_queue: queue.clone(),
                 whatsapp: Arc::new(whatsapp),
                 tokens: issuer.clone(),
-                clock: Arc::new(SystemClock),
+                clock,
                 blobs,
                 mailer,
+                identity,
+                audit: audit.clone(),
             },
             settings,
         );
+        let mut all_projections = read_models.projections();
+        all_projections.extend(ops_models.projections(app.sealer.clone()));
+        let ops = Ops::new(
+            app.clone(),
+            OpsPorts {
+                jobs: ops_models.clone(),
+                analytics: ops_models.clone(),
+                billing: ops_models.clone(),
+                job_queue: job_queue.clone(),
+            },
+            config.ops.clone(),
+        )?;
         // Under load, a few milliseconds of patience turns a transaction per
         // commit into one per few hundred events.
-        let projections = Arc::new(
-            ProjectionRunner::new(store.clone(), read_models.projections()).with_coalesce(READ_MODEL_COALESCE),
-        );
+        let mut read_side = all_projections;
+        read_side.push(audit);
+        let projections = Arc::new(ProjectionRunner::new(store.clone(), read_side).with_coalesce(READ_MODEL_COALESCE));
+        let job_reactor = JobReactor::new(job_queue.clone(), checkpoints.clone(), config.ops.job_retry_delay);
         let dispatch = Arc::new(
-            ProjectionRunner::new(store, vec![Arc::new(DispatchReactor::new(queue, checkpoints))])
-                .with_coalesce(DISPATCH_COALESCE),
+            ProjectionRunner::new(
+                store,
+                vec![Arc::new(DispatchReactor::new(queue, checkpoints)), Arc::new(job_reactor)],
+            )
+            .with_coalesce(DISPATCH_COALESCE),
         );
         let simulator = simulated.then(|| {
             Simulator::new(
@@ -109,12 +141,14 @@ impl Local {
                 Arc::new(AppNumberDirectory(app.clone())),
             )
         });
-        Ok(Local { app, config, read_models, projections, dispatch, simulator, issuer })
+        Ok(Local { app, config, read_models, projections, dispatch, simulator, issuer, ops, ops_models, file_blobs })
     }
 
     /// The HTTP router: the API, plus the simulator under `/simulator`.
     pub fn router(&self) -> axum::Router {
-        let api = parley_app::http::router(self.app.clone());
+        let api = parley_app::http::router(self.app.clone())
+            .merge(parley_app::http::ops::router(self.ops.clone()))
+            .merge(parley_app::http::blobs::router(self.file_blobs.clone()));
         match &self.simulator {
             Some(sim) => api.nest("/simulator", simulator::router(sim.clone())),
             None => api,
@@ -146,6 +180,8 @@ impl Local {
             workers.spawn(async move { runner.run(stop).await });
         }
         workers.spawn(parley_app::services::sender::run_sender(self.app.clone(), stopped()));
+        workers.spawn(parley_app::services::jobs::run_job_worker(self.ops.clone(), stopped()));
+        workers.spawn(parley_app::services::scheduler::run_scheduler(self.ops.clone(), stopped()));
         workers.spawn(parley_app::services::window_closer::run_window_closer(
             self.app.clone(),
             self.config.window_closer_interval,
@@ -160,7 +196,9 @@ impl Local {
             "parley is serving"
         );
         let stop_for_server = stopped();
-        let server = axum::serve(listener, router).with_graceful_shutdown(stop_for_server);
+        // The peer address feeds sign-in throttling per client.
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let server = axum::serve(listener, service).with_graceful_shutdown(stop_for_server);
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);

@@ -4,6 +4,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::ops::{analytics, billing, jobs, stripe};
 use super::{conversations, messages, numbers, problem, webhooks};
 
 #[derive(OpenApi)]
@@ -20,6 +21,15 @@ use super::{conversations, messages, numbers, problem, webhooks};
         messages::get,
         conversations::list,
         conversations::get,
+        jobs::list,
+        jobs::get,
+        jobs::export,
+        analytics::summary,
+        billing::usage,
+        billing::invoices,
+        billing::invoice,
+        billing::plan,
+        stripe::receive,
     ),
     components(schemas(problem::Problem)),
     modifiers(&BearerAuth),
@@ -38,9 +48,14 @@ impl Modify for BearerAuth {
 }
 
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi().merge_from(super::auth::IdentityApi::openapi());
+    doc.merge(super::handling::HandlingApi::openapi());
+    doc.merge(super::contacts::ContactsApi::openapi());
+    doc
 }
 
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
 pub async fn serve() -> impl IntoResponse {
     axum::Json(document())
 }

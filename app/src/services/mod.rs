@@ -1,9 +1,17 @@
 //! The use cases: what Parley does for each request, webhook and queue message.
 
+pub mod billing;
+pub mod contacts;
 pub mod dispatcher;
+pub mod export;
+pub mod handling;
 pub mod inbound;
+pub mod invoice_pdf;
+pub mod jobs;
 pub mod numbers;
+pub mod scheduler;
 pub mod send;
 pub mod sender;
 pub mod status;
+pub mod stripe;
 pub mod window_closer;

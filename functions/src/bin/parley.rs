@@ -5,6 +5,7 @@ use chrono::Duration;
 use clap::{Parser, Subcommand};
 use parley_app::auth::{valid_tenant_id, Role};
 use parley_app::Config;
+use parley_domain::billing::Month;
 use parley_functions::local::{shutdown_signal, Local};
 
 // The server allocates many small, short-lived values (JSON, events) across
@@ -44,13 +45,29 @@ enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Billing runs, as the scheduler does them.
+    Billing {
+        #[command(subcommand)]
+        command: BillingCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BillingCommand {
+    /// Issue the invoices of a month (YYYY-MM; default: last month). Re-running issues nothing twice.
+    Invoice {
+        #[arg(long)]
+        month: Option<String>,
+    },
+    /// Send the dunning mails that are due now.
+    Dunning,
 }
 
 #[derive(Subcommand)]
 enum ProjectionsCommand {
     /// Rebuild read models from the event log, from zero.
     Rebuild {
-        /// One projection (messages, conversations, numbers); all when absent.
+        /// One projection (messages, conversations, numbers, jobs, analytics, billing-usage, invoices); all when absent.
         #[arg(long)]
         name: Option<String>,
     },
@@ -105,6 +122,27 @@ async fn main() -> anyhow::Result<()> {
                 "{}",
                 serde_json::json!({"tenant": tenant, "messages": messages, "event_log_head": head, "projection_lag": lag})
             );
+            Ok(())
+        }
+        Command::Billing { command } => {
+            let local = Local::open(config)?;
+            // Usage comes from the read models: bring them up to date first.
+            local.projections.catch_up().await?;
+            match command {
+                BillingCommand::Invoice { month } => {
+                    let month = match month {
+                        Some(m) => Month::parse(&m).context("--month: use YYYY-MM")?,
+                        None => Month::of(chrono::Utc::now()).previous(),
+                    };
+                    eprintln!("issuing the invoices of {month}...");
+                    let issued = local.ops.issue_invoices(month).await?;
+                    println!("{issued} invoices issued for {month}");
+                }
+                BillingCommand::Dunning => {
+                    let sent = local.ops.send_dunning_mails().await?;
+                    println!("{sent} dunning mails sent");
+                }
+            }
             Ok(())
         }
         Command::Projections { command: ProjectionsCommand::Status } => {

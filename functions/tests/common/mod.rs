@@ -70,7 +70,9 @@ pub struct Server {
     pub base: String,
     pub http: reqwest::Client,
     pub app: Arc<App>,
-    projections: Arc<parley_events::ProjectionRunner>,
+    pub ops: Arc<parley_app::ops::Ops>,
+    pub ops_models: Arc<parley_app::readmodel::ops::SqliteOpsReadModels>,
+    pub projections: Arc<parley_events::ProjectionRunner>,
     issuer: Arc<parley_app::auth::LocalIssuer>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -83,11 +85,21 @@ impl Server {
     }
 
     pub async fn start_with(whatsapp: WhatsApp, tweak: impl FnOnce(&mut Config)) -> Server {
+        Server::start_with_clock(whatsapp, Arc::new(parley_app::SystemClock), tweak).await
+    }
+
+    /// A server whose application clock is `clock` (schedules, windows, billing months).
+    pub async fn start_with_clock(
+        whatsapp: WhatsApp,
+        clock: Arc<dyn parley_app::Clock>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut config = Config::from_lookup(|_| None).unwrap();
         config.http_addr = addr;
+        config.public_url = format!("http://{addr}");
         config.data_dir = dir.path().to_path_buf();
         config.window_closer_interval = Duration::from_millis(200);
         match &whatsapp {
@@ -95,8 +107,10 @@ impl Server {
             WhatsApp::Fake(fake) => config.whatsapp_api_base = Some(fake.base.clone()),
         }
         tweak(&mut config);
-        let local = Local::open(config).unwrap();
+        let local = Local::open_with_clock(config, clock).unwrap();
         let app = local.app.clone();
+        let ops = local.ops.clone();
+        let ops_models = local.ops_models.clone();
         let issuer = local.issuer.clone();
         let projections = local.projections.clone();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -112,6 +126,8 @@ impl Server {
             base: format!("http://{addr}"),
             http: reqwest::Client::new(),
             app,
+            ops,
+            ops_models,
             projections,
             issuer,
             stop: Some(stop),
@@ -137,6 +153,13 @@ impl Server {
     /// Stops the server and waits for every worker to finish.
     pub async fn stop(mut self) {
         self.stop_workers_only().await;
+    }
+
+    /// Every mail the server has written to its outbox.
+    pub async fn outbox(&self) -> Vec<parley_app::mail::SentMail> {
+        use parley_app::mail::MailProbe;
+        let probe = parley_app::mail::OutboxMailer::open(&self.data_dir().join("outbox"), "probe@parley.test").unwrap();
+        probe.delivered().await.unwrap()
     }
 
     pub fn token(&self, tenant: &str, role: Role) -> String {
@@ -276,6 +299,9 @@ async fn fake_send(
         if status != 200 {
             return (StatusCode::from_u16(status).unwrap(), axum::Json(answer));
         }
+    }
+    if body["status"] == "read" {
+        return (StatusCode::OK, axum::Json(json!({"success": true})));
     }
     let wamid = {
         let mut w = fake.wamids.lock().unwrap();

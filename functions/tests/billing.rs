@@ -1,0 +1,44 @@
+//! Usage limits end to end: the simulator prices template sends as Meta
+//! does, the usage read model meters them, and the schedule tells the
+//! tenant once when it reaches 80 % of its plan's limit.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use common::*;
+use parley_app::auth::Role;
+use parley_app::services::scheduler::ScheduleState;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_at_80_percent_of_the_limit_is_reported_once() {
+    let server = Server::start(WhatsApp::Simulator(Duration::from_millis(5))).await;
+    let token = server.token("acme", Role::Owner);
+    assert_eq!(server.register_number(&token, PNID, APP_SECRET).await.0, StatusCode::CREATED);
+    let (code, plan) =
+        server.post(&token, "/v1/billing/plan", &json!({"plan": "free", "email": "owner@acme.test"})).await;
+    assert_eq!(code, StatusCode::OK, "{plan}");
+    let template = json!({"from": PNID, "to": CUSTOMER, "type": "template",
+                          "template": {"name": "order_update", "language": {"code": "en_US"}}});
+    // The free plan's limit is 100 billable messages: 80 is the warning level.
+    for _ in 0..80 {
+        assert_eq!(server.post(&token, "/v1/messages", &template).await.0, StatusCode::ACCEPTED);
+    }
+    let usage = server
+        .eventually(Duration::from_secs(20), || async {
+            let (_, u) = server.get(&token, "/v1/billing/usage").await;
+            (u["billable"] == 80).then_some(u)
+        })
+        .await;
+    assert_eq!((usage["limit_state"].as_str(), usage["marketing_allowed"].as_bool()), (Some("warning"), Some(true)));
+    let mut schedule = ScheduleState::default();
+    let now = server.app.clock.now();
+    assert_eq!(server.ops.run_schedule(&mut schedule, now).await.unwrap().usage_notices, 1);
+    assert_eq!(server.ops.run_schedule(&mut schedule, now).await.unwrap().usage_notices, 0, "told once");
+    let mails = server.outbox().await;
+    let notice = mails.iter().find(|m| m.to == "owner@acme.test").expect("a usage notice");
+    assert!(notice.subject.contains("at 80 %") && notice.text.contains("80 of the 100"), "{notice:?}");
+    server.stop().await;
+}

@@ -9,6 +9,7 @@ use parley_domain::directory::KeywordSettings;
 use parley_domain::message::Message;
 use parley_domain::number::Number;
 use parley_domain::optout::Keywords;
+use parley_domain::template::Template;
 use parley_domain::wamid::WamidLink;
 use parley_events::EventStore;
 use parley_vault::Vault;
@@ -77,6 +78,7 @@ pub struct App {
     pub numbers: Repository<Number>,
     pub wamids: Repository<WamidLink>,
     pub keyword_settings: Repository<KeywordSettings>,
+    pub templates: Repository<Template>,
 }
 
 impl App {
@@ -90,6 +92,7 @@ impl App {
             numbers: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             wamids: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), capacity / 4),
             keyword_settings: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
+            templates: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             store: ports.store,
             sealer,
             read_models: ports.read_models,

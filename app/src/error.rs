@@ -30,6 +30,12 @@ pub enum AppError {
     Store(#[from] parley_events::StoreError),
     #[error("vault: {0}")]
     Vault(#[from] parley_vault::VaultError),
+    /// A template breaks these rules (SPEC 4.5).
+    #[error("the template breaks {} rule(s)", .0.len())]
+    TemplateInvalid(Vec<parley_domain::template::Violation>),
+    /// A template send that WhatsApp would refuse: not approved, or a parameter missing.
+    #[error("{code}: {detail}")]
+    TemplateSend { code: &'static str, detail: String },
     /// WhatsApp refused or did not answer a call made on the request's behalf.
     #[error("WhatsApp: {0}")]
     Upstream(String),

@@ -15,6 +15,7 @@ use parley_domain::conversation::Conversation;
 use parley_domain::directory::KeywordSettings;
 use parley_domain::message::Message;
 use parley_domain::number::Number;
+use parley_domain::template::Template;
 use parley_domain::wamid::WamidLink;
 use parley_domain::Event;
 use parley_events::{EventStore, ExpectedVersion, StoreError};
@@ -37,7 +38,7 @@ macro_rules! aggregate {
         }
     )*};
 }
-aggregate!(Contact, Conversation, Message, Number, WamidLink, KeywordSettings);
+aggregate!(Contact, Conversation, Message, Number, WamidLink, KeywordSettings, Template);
 
 /// How many times a decision is retried against fresh state after conflicts.
 const MAX_ATTEMPTS: usize = 8;

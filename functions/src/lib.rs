@@ -4,5 +4,6 @@
 
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod lint;
 pub mod local;
 pub mod telemetry;

@@ -41,6 +41,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(super::handling::HandlingApi::openapi());
     doc.merge(super::contacts::ContactsApi::openapi());
+    doc.merge(super::templates::TemplatesApi::openapi());
     doc
 }
 

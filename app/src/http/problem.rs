@@ -25,6 +25,11 @@ pub struct Problem {
     /// When the customer-service window closed, for `window_closed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window_closed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Every broken rule, for `template_invalid` and each template rule code:
+    /// `[{"rule", "path", "message"}]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub violations: Option<serde_json::Value>,
 }
 
 impl Problem {
@@ -37,6 +42,7 @@ impl Problem {
             code: code.to_owned(),
             field: None,
             window_closed_at: None,
+            violations: None,
         }
     }
 }
@@ -110,6 +116,21 @@ impl From<&AppError> for Problem {
             ),
             AppError::Busy => {
                 Problem::new(S::SERVICE_UNAVAILABLE, "busy", "Busy", "too many concurrent changes; retry shortly")
+            }
+            AppError::TemplateInvalid(violations) => {
+                // One broken rule answers with that rule's own code; several with `template_invalid`.
+                let code = match violations.as_slice() {
+                    [one] => one.rule.as_str(),
+                    _ => "template_invalid",
+                };
+                let detail = violations.iter().map(|v| format!("{}: {}", v.path, v.message)).collect::<Vec<_>>();
+                Problem {
+                    violations: serde_json::to_value(violations).ok(),
+                    ..Problem::new(S::UNPROCESSABLE_ENTITY, code, "Invalid template", detail.join("; "))
+                }
+            }
+            AppError::TemplateSend { code, detail } => {
+                Problem::new(S::UNPROCESSABLE_ENTITY, code, "Template cannot be sent", detail.clone())
             }
             AppError::Upstream(d) => {
                 Problem::new(S::BAD_GATEWAY, "whatsapp_error", "WhatsApp did not accept the call", d.clone())

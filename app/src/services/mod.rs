@@ -2,10 +2,12 @@
 
 pub mod contacts;
 pub mod dispatcher;
+pub mod fields;
 pub mod handling;
 pub mod inbound;
 pub mod numbers;
 pub mod send;
 pub mod sender;
 pub mod status;
+pub mod templates;
 pub mod window_closer;

@@ -48,6 +48,9 @@ pub enum Next {
     Again(OutboundJob, StdDuration),
 }
 
+/// WhatsApp's error for a customer who stopped marketing messages.
+const MARKETING_STOPPED: i64 = 131050;
+
 /// First retry delay; doubled per attempt up to `BACKOFF_CAP`.
 const BACKOFF_BASE: Duration = Duration::seconds(2);
 const BACKOFF_CAP: Duration = Duration::minutes(5);
@@ -177,6 +180,9 @@ impl App {
                 Ok(settle_later(grace))
             }
             Err(error) => {
+                if let SendError::Api { code: MARKETING_STOPPED, .. } = error {
+                    self.record_marketing_preference(tenant_id, &queued.wa_id, true, now).await?;
+                }
                 let (failure, retry_at) = self.failure_and_retry(&error, attempt, now);
                 let max = self.settings.send_max_attempts;
                 let done = self

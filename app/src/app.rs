@@ -27,6 +27,8 @@ use crate::sealing::EventSealer;
 
 /// The adapters an [`App`] runs on.
 pub struct Ports {
+    /// Paces sends per number and per customer (SPEC 4.6).
+    pub rate_limiter: Arc<dyn crate::ratelimit::RateLimiter>,
     pub store: Arc<dyn EventStore>,
     pub vault: Arc<dyn Vault>,
     pub read_models: Arc<dyn ReadModels>,
@@ -47,6 +49,8 @@ pub struct Settings {
     pub keywords: Keywords,
     /// States kept in memory per aggregate type.
     pub cache_capacity: usize,
+    /// Sends to one customer from one number: WhatsApp's pair rate limit.
+    pub pair_limit: parley_domain::ratelimit::Limit,
 }
 
 impl Default for Settings {
@@ -56,11 +60,14 @@ impl Default for Settings {
             unconfirmed_grace: Duration::minutes(10),
             keywords: Keywords::default(),
             cache_capacity: 200_000,
+            // About one message every six seconds, with a short burst allowed.
+            pair_limit: parley_domain::ratelimit::Limit { rate: 1.0 / 6.0, burst: 10.0 },
         }
     }
 }
 
 pub struct App {
+    pub rate_limiter: Arc<dyn crate::ratelimit::RateLimiter>,
     pub store: Arc<dyn EventStore>,
     pub sealer: Arc<EventSealer>,
     pub read_models: Arc<dyn ReadModels>,
@@ -93,6 +100,7 @@ impl App {
             wamids: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), capacity / 4),
             keyword_settings: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             templates: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
+            rate_limiter: ports.rate_limiter,
             store: ports.store,
             sealer,
             read_models: ports.read_models,

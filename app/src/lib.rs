@@ -18,6 +18,7 @@ pub mod idempotency;
 pub mod keyfile;
 pub mod mail;
 pub mod queue;
+pub mod ratelimit;
 pub mod readmodel;
 pub mod repo;
 pub mod sealing;

@@ -32,9 +32,13 @@ impl AwsTarget {
         if let Some(endpoint) = &self.endpoint {
             // An emulator accepts any credentials; fixed ones keep tests from
             // picking up (or needing) a developer's real AWS profile.
-            loader = loader
-                .endpoint_url(endpoint)
-                .credentials_provider(Credentials::new("test", "test", None, None, "parley-emulator"));
+            loader = loader.endpoint_url(endpoint).credentials_provider(Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "parley-emulator",
+            ));
             if self.region.is_none() {
                 loader = loader.region(Region::new("us-east-1"));
             }

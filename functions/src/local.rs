@@ -77,6 +77,7 @@ impl Local {
         };
         let app = App::new(
             Ports {
+                rate_limiter: Arc::new(parley_app::ratelimit::MemoryRateLimiter::default()),
                 store: store.clone(),
                 vault,
                 read_models: read_models.clone(),

@@ -9,6 +9,7 @@ use parley_domain::directory::KeywordSettings;
 use parley_domain::message::Message;
 use parley_domain::number::Number;
 use parley_domain::optout::Keywords;
+use parley_domain::template::Template;
 use parley_domain::tenant::Tenant;
 use parley_domain::user::User;
 use parley_domain::wamid::WamidLink;
@@ -31,6 +32,8 @@ use crate::sealing::EventSealer;
 
 /// The adapters an [`App`] runs on.
 pub struct Ports {
+    /// Paces sends per number and per customer (SPEC 4.6).
+    pub rate_limiter: Arc<dyn crate::ratelimit::RateLimiter>,
     pub store: Arc<dyn EventStore>,
     pub vault: Arc<dyn Vault>,
     pub read_models: Arc<dyn ReadModels>,
@@ -53,6 +56,8 @@ pub struct Settings {
     pub keywords: Keywords,
     /// States kept in memory per aggregate type.
     pub cache_capacity: usize,
+    /// Sends to one customer from one number: WhatsApp's pair rate limit.
+    pub pair_limit: parley_domain::ratelimit::Limit,
     /// Failed sign-ins per account, and per client address, before a lock-out.
     pub login_failures_per_account: u32,
     pub login_failures_per_client: u32,
@@ -86,6 +91,8 @@ impl Default for Settings {
             unconfirmed_grace: Duration::minutes(10),
             keywords: Keywords::default(),
             cache_capacity: 200_000,
+            // About one message every six seconds, with a short burst allowed.
+            pair_limit: parley_domain::ratelimit::Limit { rate: 1.0 / 6.0, burst: 10.0 },
             login_failures_per_account: 5,
             login_failures_per_client: 20,
             login_failure_window: std::time::Duration::from_secs(15 * 60),
@@ -96,6 +103,7 @@ impl Default for Settings {
 }
 
 pub struct App {
+    pub rate_limiter: Arc<dyn crate::ratelimit::RateLimiter>,
     pub store: Arc<dyn EventStore>,
     pub sealer: Arc<EventSealer>,
     pub read_models: Arc<dyn ReadModels>,
@@ -113,6 +121,7 @@ pub struct App {
     pub numbers: Repository<Number>,
     pub wamids: Repository<WamidLink>,
     pub keyword_settings: Repository<KeywordSettings>,
+    pub templates: Repository<Template>,
     pub identity: Arc<dyn IdentityProvider>,
     pub audit: Arc<dyn AuditLog>,
     pub tenants: Repository<Tenant>,
@@ -148,6 +157,8 @@ impl App {
             numbers: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             wamids: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), capacity / 4),
             keyword_settings: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
+            templates: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
+            rate_limiter: ports.rate_limiter,
             tenants: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             users: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             throttles: Throttles::new(&settings),

@@ -36,6 +36,12 @@ pub enum AppError {
     /// The tenant sent more requests than its rate allows.
     #[error("rate limit exceeded; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// A template breaks these rules (SPEC 4.5).
+    #[error("the template breaks {} rule(s)", .0.len())]
+    TemplateInvalid(Vec<parley_domain::template::Violation>),
+    /// A template send that WhatsApp would refuse: not approved, or a parameter missing.
+    #[error("{code}: {detail}")]
+    TemplateSend { code: &'static str, detail: String },
     /// WhatsApp refused or did not answer a call made on the request's behalf.
     #[error("WhatsApp: {0}")]
     Upstream(String),

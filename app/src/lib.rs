@@ -20,6 +20,7 @@ pub mod keyfile;
 pub mod mail;
 pub mod ops;
 pub mod queue;
+pub mod ratelimit;
 pub mod readmodel;
 pub mod repo;
 pub mod sealing;

@@ -17,6 +17,7 @@ use parley_domain::message::Message;
 use parley_domain::number::Number;
 use parley_domain::tenant::Tenant;
 use parley_domain::user::User;
+use parley_domain::template::Template;
 use parley_domain::wamid::WamidLink;
 use parley_domain::Event;
 use parley_events::{EventStore, ExpectedVersion, StoreError};
@@ -39,7 +40,7 @@ macro_rules! aggregate {
         }
     )*};
 }
-aggregate!(Contact, Conversation, Message, Number, WamidLink, Tenant, User, KeywordSettings);
+aggregate!(Contact, Conversation, Message, Number, WamidLink, Tenant, User, KeywordSettings, Template);
 
 /// How many times a decision is retried against fresh state after conflicts.
 const MAX_ATTEMPTS: usize = 8;

@@ -22,6 +22,10 @@ pub struct Contact {
     /// Custom attributes set by the tenant.
     pub attributes: serde_json::Map<String, serde_json::Value>,
     pub created_at: Option<DateTime<Utc>>,
+    /// The contact stopped marketing messages (and when); other messages still go.
+    pub marketing_stopped: Option<DateTime<Utc>>,
+    /// When the marketing preference last changed, so a late report never overrides a newer one.
+    marketing_changed: Option<DateTime<Utc>>,
     /// Ordering key of the last opt change made by a message: (sent time,
     /// message id). An older keyword message, redelivered or late, never
     /// overrides a newer one.
@@ -50,6 +54,10 @@ impl Contact {
                 self.opt = Some(OptState::OptedIn);
             }
             Event::ContactRenamed { name, .. } => self.name = name.clone(),
+            Event::ContactMarketingPreferenceChanged { stopped, at, .. } => {
+                self.marketing_stopped = stopped.then_some(*at);
+                self.marketing_changed = Some(*at);
+            }
             Event::ContactUpdated { tags, attributes, .. } => {
                 if let Some(tags) = tags {
                     self.tags = tags.clone();
@@ -124,6 +132,21 @@ pub fn observe_inbound(state: &Contact, cmd: &ObserveInbound<'_>) -> Vec<Event> 
     events
 }
 
+/// Records a marketing stop or resume reported by WhatsApp at `at`. A
+/// report older than the last change, or one that changes nothing, decides
+/// nothing. Creates the contact when WhatsApp knows them before Parley does.
+pub fn marketing_preference(state: &Contact, wa_id: &str, stopped: bool, at: DateTime<Utc>) -> Vec<Event> {
+    if state.marketing_changed.is_some_and(|last| at < last) || state.marketing_stopped.is_some() == stopped {
+        return Vec::new();
+    }
+    let mut events = Vec::new();
+    if !state.exists {
+        events.push(Event::ContactCreated { wa_id: wa_id.to_owned(), name: None, at });
+    }
+    events.push(Event::ContactMarketingPreferenceChanged { stopped, at, source: OptSource::WhatsApp });
+    events
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +193,20 @@ mod tests {
         let (c, ev) = observe(&c, "STOP", 10, 1);
         assert!(ev.is_empty());
         assert!(!c.is_opted_out());
+    }
+
+    #[test]
+    fn marketing_stop_and_resume_follow_the_newest_report() {
+        let c = Contact::default();
+        let ev = marketing_preference(&c, "1650", true, t(10));
+        assert_eq!(ev.len(), 2, "creates the contact first");
+        let c = ev.iter().fold(c, Contact::evolve);
+        assert_eq!(c.marketing_stopped, Some(t(10)));
+        assert!(!c.is_opted_out(), "other messages still go");
+        assert!(marketing_preference(&c, "1650", true, t(11)).is_empty());
+        assert!(marketing_preference(&c, "1650", false, t(5)).is_empty(), "an older resume is stale");
+        let c = marketing_preference(&c, "1650", false, t(20)).iter().fold(c, Contact::evolve);
+        assert_eq!(c.marketing_stopped, None);
     }
 
     #[test]

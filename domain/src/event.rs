@@ -42,6 +42,13 @@ pub enum Event {
         keyword: Option<String>,
         message_id: Option<Uuid>,
     },
+    /// The contact stopped (or resumed) marketing messages: WhatsApp's
+    /// `user_preferences` webhook, or error 131050 on a send.
+    ContactMarketingPreferenceChanged {
+        stopped: bool,
+        at: DateTime<Utc>,
+        source: OptSource,
+    },
     /// Tags and custom attributes set through the API; a `None` field is unchanged.
     ContactUpdated {
         tags: Option<Vec<String>>,
@@ -313,6 +320,7 @@ impl Event {
             Event::ContactOptedOut { .. } => "ContactOptedOut",
             Event::ContactOptedIn { .. } => "ContactOptedIn",
             Event::ContactUpdated { .. } => "ContactUpdated",
+            Event::ContactMarketingPreferenceChanged { .. } => "ContactMarketingPreferenceChanged",
             Event::OptKeywordsConfigured { .. } => "OptKeywordsConfigured",
             Event::TemplateSubmitted { .. } => "TemplateSubmitted",
             Event::TemplateStatusChanged { .. } => "TemplateStatusChanged",

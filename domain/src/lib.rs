@@ -19,6 +19,7 @@ pub mod message;
 pub mod number;
 pub mod optout;
 pub mod policy;
+pub mod ratelimit;
 pub mod status;
 pub mod template;
 pub mod tenant;

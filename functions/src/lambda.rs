@@ -134,6 +134,9 @@ impl AwsRuntime {
                 mailer,
                 identity: identity.identity,
                 audit: identity.audit,
+                // Per instance: concurrent instances each pace their own sends
+                // (a shared DynamoDB bucket is future work, see the README).
+                rate_limiter: Arc::new(parley_app::ratelimit::MemoryRateLimiter::default()),
             },
             Settings::from_config(config)?,
         );

@@ -6,5 +6,6 @@
 pub mod handlers;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod lint;
 pub mod local;
 pub mod telemetry;

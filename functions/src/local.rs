@@ -91,6 +91,7 @@ impl Local {
         let settings = Settings::from_config(&config)?;
         let app = App::new(
             Ports {
+                rate_limiter: Arc::new(parley_app::ratelimit::MemoryRateLimiter::default()),
                 store: store.clone(),
                 vault,
                 read_models: read_models.clone(),

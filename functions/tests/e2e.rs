@@ -223,6 +223,12 @@ async fn free_form_outside_the_window_is_refused_and_a_template_accepted() {
     assert_eq!(problem["code"], "window_closed");
     assert_eq!(problem["window_closed_at"], "2025-06-09T20:59:43Z");
 
+    let (status, refused) = server.post(&token, "/v1/messages", &template_send()).await;
+    assert_eq!((status, refused["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("template_not_found")));
+    let template = json!({"name": "order_update", "language": "en_US", "category": "UTILITY",
+                          "components": [{"type": "BODY", "text": "Your order has shipped."}]});
+    let (status, created) = server.post(&token, "/v1/templates", &template).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
     let (status, queued) = server.post(&token, "/v1/messages", &template_send()).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
     assert_eq!(queued["status"], "queued");

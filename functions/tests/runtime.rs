@@ -95,6 +95,10 @@ async fn every_message_type_goes_out_in_the_cloud_api_shape() {
     let admin = server.token("acme", Role::Admin);
     server.register_number(&admin, PNID, APP_SECRET).await;
     server.webhook(&fresh(fixture("inbound_text.json")), APP_SECRET).await;
+    let template = json!({"name": "order_update", "language": "en_US", "category": "UTILITY",
+                          "components": [{"type": "BODY", "text": "Order {{1}} has shipped."}]});
+    let (status, created) = server.post(&admin, "/v1/templates", &template).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
     let inbound_wamid = "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=";
     let sends: Vec<(&str, Value)> = vec![
         ("image", json!({"link": "https://example.com/shoe.jpg", "caption": "In blue"})),

@@ -10,6 +10,8 @@ pub mod client;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod errors;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
 pub mod graph_error;
 pub mod send;
 pub mod signature;

@@ -42,6 +42,8 @@ pub struct MessageOut {
     pub timestamps: StatusTimes,
     /// Deleted: `content` is null, the recorded events stay.
     pub deleted: bool,
+    /// For a template message: the text it renders to, parameters substituted.
+    pub rendered_text: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -76,6 +78,7 @@ async fn message_out(app: &App, m: MessageView) -> Result<MessageOut, AppError> 
         attempts: m.attempts,
         timestamps: StatusTimes { sent: m.sent_at, delivered: m.delivered_at, read: m.read_at, failed: m.failed_at },
         deleted: m.deleted,
+        rendered_text: app.sealer.open_value(&m.rendered).await?.as_str().map(str::to_owned),
     })
 }
 

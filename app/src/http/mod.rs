@@ -14,6 +14,7 @@ pub mod numbers;
 pub mod openapi;
 pub mod ops;
 pub mod problem;
+pub mod templates;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -47,6 +48,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/contacts/{wa_id}/opt-out", post(contacts::opt_out))
         .route("/v1/contacts/{wa_id}/opt-in", post(contacts::opt_in))
         .route("/v1/settings/opt-keywords", get(contacts::get_keywords).put(contacts::put_keywords))
+        .route("/v1/templates", get(templates::list).post(templates::create))
+        .route("/v1/templates/sync", post(templates::sync))
+        .route("/v1/templates/{name}", get(templates::get).delete(templates::delete))
         .route("/v1/conversations", get(conversations::list))
         .route("/v1/conversations/{id}", get(conversations::get))
         .route("/v1/conversations/{id}/resolve", post(handling::resolve))

@@ -51,6 +51,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi().merge_from(super::auth::IdentityApi::openapi());
     doc.merge(super::handling::HandlingApi::openapi());
     doc.merge(super::contacts::ContactsApi::openapi());
+    doc.merge(super::templates::TemplatesApi::openapi());
     doc
 }
 

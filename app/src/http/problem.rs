@@ -28,6 +28,11 @@ pub struct Problem {
     /// Seconds to wait before retrying, for 429 answers (also sent as `Retry-After`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// Every broken rule, for `template_invalid` and each template rule code:
+    /// `[{"rule", "path", "message"}]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub violations: Option<serde_json::Value>,
 }
 
 impl Problem {
@@ -41,6 +46,7 @@ impl Problem {
             field: None,
             window_closed_at: None,
             retry_after: None,
+            violations: None,
         }
     }
 }
@@ -128,6 +134,21 @@ impl From<&AppError> for Problem {
                     format!("this tenant's request rate is exceeded; retry in {retry_after_secs} s"),
                 )
             },
+            AppError::TemplateInvalid(violations) => {
+                // One broken rule answers with that rule's own code; several with `template_invalid`.
+                let code = match violations.as_slice() {
+                    [one] => one.rule.as_str(),
+                    _ => "template_invalid",
+                };
+                let detail = violations.iter().map(|v| format!("{}: {}", v.path, v.message)).collect::<Vec<_>>();
+                Problem {
+                    violations: serde_json::to_value(violations).ok(),
+                    ..Problem::new(S::UNPROCESSABLE_ENTITY, code, "Invalid template", detail.join("; "))
+                }
+            }
+            AppError::TemplateSend { code, detail } => {
+                Problem::new(S::UNPROCESSABLE_ENTITY, code, "Template cannot be sent", detail.clone())
+            }
             AppError::Upstream(d) => {
                 Problem::new(S::BAD_GATEWAY, "whatsapp_error", "WhatsApp did not accept the call", d.clone())
             }

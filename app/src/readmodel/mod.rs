@@ -16,6 +16,7 @@ pub mod ops;
 #[cfg(any(test, feature = "conformance"))]
 pub mod ops_conformance;
 pub mod sqlite;
+mod templates;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -46,6 +47,8 @@ pub struct MessageView {
     pub attempts: u32,
     /// Deleted by an agent: `content` is null.
     pub deleted: bool,
+    /// A template message's rendered text, possibly sealed; null otherwise.
+    pub rendered: Value,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +92,19 @@ pub struct ContactView {
     /// Possibly sealed.
     pub attributes: Value,
     pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateView {
+    pub name: String,
+    pub language: String,
+    pub category: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub components: Value,
+    pub whatsapp_id: Option<String>,
+    pub waba_id: String,
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -155,6 +171,11 @@ pub trait ReadModels: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Page<ConversationView>, AppError>;
     async fn numbers(&self, tenant_id: &str) -> Result<Vec<NumberView>, AppError>;
+    /// A tenant's templates (not deleted), by name and language; only those
+    /// named `name` when given.
+    async fn templates(&self, tenant_id: &str, name: Option<&str>) -> Result<Vec<TemplateView>, AppError>;
+    /// The numbers of a WhatsApp Business Account.
+    async fn numbers_in_waba(&self, waba_id: &str) -> Result<Vec<NumberView>, AppError>;
     /// A tenant's contacts by `wa_id`.
     async fn contacts(
         &self,

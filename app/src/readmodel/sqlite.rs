@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::{
     cursor, AssigneeFilter, ClosedWindow, ContactFilter, ContactView, ConversationFilter, ConversationView,
-    MessageView, NumberView, Page, ReadModels, WindowFilter,
+    MessageView, NumberView, Page, ReadModels, TemplateView, WindowFilter,
 };
 use crate::error::AppError;
 
@@ -30,7 +30,12 @@ CREATE TABLE IF NOT EXISTS messages (
     status TEXT NOT NULL, wamid TEXT, created_at INTEGER NOT NULL, content TEXT NOT NULL,
     error TEXT, tags TEXT NOT NULL DEFAULT '[]', attempts INTEGER NOT NULL DEFAULT 0,
     sent_at INTEGER, delivered_at INTEGER, read_at INTEGER, played_at INTEGER, failed_at INTEGER,
-    deleted INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL, PRIMARY KEY (tenant_id, id));
+    deleted INTEGER NOT NULL DEFAULT 0, rendered TEXT, version INTEGER NOT NULL, PRIMARY KEY (tenant_id, id));
+CREATE TABLE IF NOT EXISTS templates (
+    tenant_id TEXT NOT NULL, name TEXT NOT NULL, language TEXT NOT NULL, category TEXT NOT NULL,
+    status TEXT NOT NULL, reason TEXT, components TEXT NOT NULL, whatsapp_id TEXT, waba_id TEXT NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL, version INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, name, language));
 CREATE TABLE IF NOT EXISTS message_tags (
     tenant_id TEXT NOT NULL, conversation_id TEXT NOT NULL, message_id TEXT NOT NULL, tag TEXT NOT NULL,
     PRIMARY KEY (tenant_id, message_id, tag));
@@ -56,6 +61,7 @@ CREATE TABLE IF NOT EXISTS contacts (
     tags TEXT NOT NULL DEFAULT '[]', attributes TEXT NOT NULL DEFAULT '{}', created_at INTEGER NOT NULL,
     version INTEGER NOT NULL, PRIMARY KEY (tenant_id, wa_id));
 CREATE INDEX IF NOT EXISTS conversations_closing ON conversations(window_expired, window_closes_at);
+CREATE INDEX IF NOT EXISTS numbers_by_waba ON numbers(waba_id);
 ";
 
 /// The read-model database: one writer connection for the projections, a few
@@ -111,6 +117,7 @@ impl SqliteReadModels {
             SqliteProjection::shared(self.clone(), Kind::Conversations),
             SqliteProjection::shared(self.clone(), Kind::Numbers),
             SqliteProjection::shared(self.clone(), Kind::Contacts),
+            SqliteProjection::shared(self.clone(), Kind::Templates),
         ]
     }
 
@@ -142,6 +149,7 @@ enum Kind {
     Conversations,
     Numbers,
     Contacts,
+    Templates,
 }
 
 impl Kind {
@@ -151,6 +159,7 @@ impl Kind {
             Kind::Conversations => "conversations",
             Kind::Numbers => "numbers",
             Kind::Contacts => "contacts",
+            Kind::Templates => "templates",
         }
     }
 
@@ -166,6 +175,7 @@ impl Kind {
             Kind::Conversations => e.stream_id.contains("/conversation/"),
             Kind::Numbers => e.event_type == "NumberRegistered",
             Kind::Contacts => e.stream_id.contains("/contact/"),
+            Kind::Templates => e.stream_id.contains("/template/"),
         }
     }
 }
@@ -237,6 +247,7 @@ impl Projection for SqliteProjection {
                         Kind::Conversations => project_conversation(&tx, e)?,
                         Kind::Numbers => project_number(&tx, e)?,
                         Kind::Contacts => super::contacts::project_contact(&tx, e)?,
+                        Kind::Templates => super::templates::project_template(&tx, e)?,
                     }
                 }
                 tx.execute(
@@ -336,9 +347,14 @@ fn project_message(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), AppErr
             }
             refresh_status(tx, tenant, &id)?;
         }
+        "MessageRendered" => {
+            tx.prepare_cached("UPDATE messages SET rendered = ?3, version = ?4 WHERE tenant_id = ?1 AND id = ?2")?
+                .execute(params![tenant, id, json("text"), v])?;
+        }
         "MessageDeleted" => {
             tx.prepare_cached(
-                "UPDATE messages SET content = 'null', deleted = 1, version = ?3 WHERE tenant_id = ?1 AND id = ?2",
+                "UPDATE messages SET content = 'null', rendered = NULL, deleted = 1, version = ?3
+                 WHERE tenant_id = ?1 AND id = ?2",
             )?
             .execute(params![tenant, id, v])?;
         }
@@ -496,7 +512,7 @@ fn number_row(r: &Row<'_>) -> rusqlite::Result<NumberView> {
 
 const MESSAGE_COLUMNS: &str =
     "id, conversation_id, number_id, wa_id, direction, kind, status, wamid, created_at, content,
-    error, tags, sent_at, delivered_at, read_at, failed_at, attempts, deleted";
+    error, tags, sent_at, delivered_at, read_at, failed_at, attempts, deleted, rendered";
 
 fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
     let uuid = |i: usize| -> rusqlite::Result<Uuid> {
@@ -528,6 +544,7 @@ fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
         failed_at: time(15)?,
         attempts: r.get(16)?,
         deleted: r.get::<_, i64>(17)? != 0,
+        rendered: json(18)?,
     })
 }
 
@@ -681,6 +698,22 @@ impl ReadModels for SqliteReadModels {
             let sql = format!("SELECT {NUMBER_COLUMNS} FROM numbers WHERE tenant_id = ?1 ORDER BY phone_number_id");
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![tenant], number_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn templates(&self, tenant_id: &str, name: Option<&str>) -> Result<Vec<TemplateView>, AppError> {
+        let (tenant, name) = (tenant_id.to_owned(), name.map(str::to_owned));
+        self.read(move |c| super::templates::query_templates(c, &tenant, name.as_deref())).await
+    }
+
+    async fn numbers_in_waba(&self, waba_id: &str) -> Result<Vec<NumberView>, AppError> {
+        let waba = waba_id.to_owned();
+        self.read(move |c| {
+            let sql = format!("SELECT {NUMBER_COLUMNS} FROM numbers WHERE waba_id = ?1 ORDER BY phone_number_id");
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![waba], number_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await

@@ -51,6 +51,12 @@ impl App {
                 numbers.insert(id.to_owned(), n);
             }
         }
+        // Fields of the business account (template status, account updates)
+        // name no number: such an item acts for the account's first number.
+        let by_account = self.account_numbers(&items).await?;
+        for n in by_account.values() {
+            numbers.insert(n.phone_number_id.clone(), n.clone());
+        }
         if numbers.is_empty() {
             return Err(AppError::BadSignature);
         }
@@ -64,7 +70,10 @@ impl App {
         // maximum, keywords compare message times), and concurrent writers to one
         // stream are serialised by optimistic concurrency.
         let work = items.iter().map(|item| {
-            let number = item_number(item).and_then(|id| numbers.get(id));
+            let number = match item {
+                WebhookItem::Other { phone_number_id: None, waba_id, .. } => by_account.get(waba_id.as_str()),
+                _ => item_number(item).and_then(|id| numbers.get(id)),
+            };
             async move {
                 match (item, number) {
                     (WebhookItem::Message { contact_name, message, .. }, Some(number)) => {
@@ -73,6 +82,10 @@ impl App {
                     (WebhookItem::Status { status, .. }, Some(number)) => {
                         self.apply_status(&number.tenant_id, status).await.map(|_| ItemOutcome::Status)
                     }
+                    (WebhookItem::Other { field, value, .. }, Some(number)) => self
+                        .apply_field(number, field, value)
+                        .await
+                        .map(|applied| if applied { ItemOutcome::Status } else { ItemOutcome::Ignored }),
                     _ => Ok(ItemOutcome::Ignored),
                 }
             }

@@ -130,7 +130,9 @@ impl App {
         let (contact, conversation) =
             tokio::join!(self.contacts.load(&contact_stream), self.conversations.load(&conversation_stream),);
         let now = self.clock.now();
-        policy::check_send(&cmd.kind, &contact?.state, &conversation?.state, now)?;
+        let contact = contact?;
+        policy::check_send(&cmd.kind, &contact.state, &conversation?.state, now)?;
+        let rendered = self.check_template_rules(tenant, &cmd.kind, &body, &contact.state).await?;
 
         let message_id = Uuid::now_v7();
         let meta = Meta::new(caller.actor());
@@ -146,7 +148,15 @@ impl App {
         };
         let target =
             Target { tenant_id: tenant, stream_id: ids::message_stream(tenant, message_id), wa_id: Some(&cmd.to) };
-        self.messages.execute(&target, &meta, |s| Ok::<_, AppError>(message::queue(s, queued.clone()))).await?;
+        self.messages
+            .execute(&target, &meta, |s| {
+                let mut events = message::queue(s, queued.clone());
+                if let (Some(text), false) = (&rendered, events.is_empty()) {
+                    events.push(parley_domain::Event::MessageRendered { text: text.clone() });
+                }
+                Ok::<_, AppError>(events)
+            })
+            .await?;
 
         let record = RecordOutbound {
             conversation_id,
@@ -156,7 +166,7 @@ impl App {
                 message_id,
                 direction: Direction::Outbound,
                 kind: cmd.kind.clone(),
-                text: content::preview_text(&cmd.kind, &body),
+                text: rendered.clone().or_else(|| content::preview_text(&cmd.kind, &body)),
                 at: now,
             },
         };

@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::app::App;
 use crate::error::AppError;
 use crate::queue::Delivery;
+use crate::ratelimit::Acquire;
 use crate::repo::{ExecuteError, Target};
 use crate::sealing::Meta;
 
@@ -58,6 +59,9 @@ pub enum Next {
     Done,
     Again(OutboundJob, StdDuration),
 }
+
+/// WhatsApp's error for a customer who stopped marketing messages.
+const MARKETING_STOPPED: i64 = 131050;
 
 /// First retry delay; doubled per attempt up to `BACKOFF_CAP`.
 const BACKOFF_BASE: Duration = Duration::seconds(2);
@@ -127,6 +131,10 @@ impl App {
         let Some(queued) = self.queued_message(&stream_id).await? else {
             return Ok(Next::Done);
         };
+        // Pace before claiming: a send held back is simply tried again later.
+        if let Some(wait) = self.pace(tenant_id, &queued).await? {
+            return Ok(again(wait));
+        }
         // The contact may have opted out since the message was queued.
         let contact = self.contacts.load(&ids::contact_stream(tenant_id, &queued.wa_id)).await?.state;
         let now = self.clock.now();
@@ -194,6 +202,9 @@ impl App {
                 Ok(settle_later(grace))
             }
             Err(error) => {
+                if let SendError::Api { code: MARKETING_STOPPED, .. } = error {
+                    self.record_marketing_preference(tenant_id, &queued.wa_id, true, now).await?;
+                }
                 let (failure, retry_at) = self.failure_and_retry(&error, attempt, now);
                 let max = self.settings.send_max_attempts;
                 let done = self
@@ -214,6 +225,23 @@ impl App {
                     _ => Ok(Next::Done),
                 }
             }
+        }
+    }
+
+    /// Holds a send back when its number's throughput or the customer's pair
+    /// limit is used up: answers how long to wait.
+    async fn pace(&self, tenant_id: &str, queued: &MessageQueued) -> Result<Option<StdDuration>, AppError> {
+        let number = self.number(&queued.number_id).await?.ok_or(AppError::NotFound { what: "number" })?;
+        let now_ms = self.clock.now().timestamp_millis();
+        let number_limit = parley_domain::ratelimit::Limit::per_second(number.throughput_per_second);
+        let number_key = format!("number/{}", number.phone_number_id);
+        if let Acquire::Wait(d) = self.rate_limiter.acquire(&number_key, number_limit, now_ms).await? {
+            return Ok(Some(d));
+        }
+        let pair_key = format!("{tenant_id}/pair/{}/{}", number.phone_number_id, queued.wa_id);
+        match self.rate_limiter.acquire(&pair_key, self.settings.pair_limit, now_ms).await? {
+            Acquire::Wait(d) => Ok(Some(d)),
+            Acquire::Granted => Ok(None),
         }
     }
 

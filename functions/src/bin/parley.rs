@@ -40,6 +40,11 @@ enum Command {
         #[arg(long)]
         tenant: String,
     },
+    /// Message templates.
+    Templates {
+        #[command(subcommand)]
+        command: TemplatesCommand,
+    },
     /// Read-model maintenance.
     Projections {
         #[command(subcommand)]
@@ -64,6 +69,15 @@ enum BillingCommand {
 }
 
 #[derive(Subcommand)]
+enum TemplatesCommand {
+    /// Check template JSON files offline with the rules the API applies; exits 1 on any broken rule.
+    Lint {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum ProjectionsCommand {
     /// Rebuild read models from the event log, from zero.
     Rebuild {
@@ -79,6 +93,11 @@ enum ProjectionsCommand {
 async fn main() -> anyhow::Result<()> {
     parley_functions::telemetry::init();
     let cli = Cli::parse();
+    // Linting is offline: it needs no configuration or data directory.
+    if let Some(Command::Templates { command: TemplatesCommand::Lint { files } }) = &cli.command {
+        let clean = parley_functions::lint::lint_files(files, &mut std::io::stdout().lock())?;
+        std::process::exit(if clean { 0 } else { 1 });
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -145,6 +164,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Templates { command: TemplatesCommand::Lint { .. } } => Ok(()),
         Command::Projections { command: ProjectionsCommand::Status } => {
             let local = Local::open(config)?;
             for (name, lag) in local.projections.lag().await? {

@@ -252,6 +252,12 @@ pub struct FakeGraph {
     script: Mutex<Vec<(u16, Value)>>,
     pub requests: Mutex<Vec<(String, Option<String>, Value)>>,
     wamids: Mutex<Vec<String>>,
+    /// Template calls: (method and path, authorization, body).
+    pub template_requests: Mutex<Vec<(String, Option<String>, Value)>>,
+    /// The status new templates get (default APPROVED).
+    pub template_status: Mutex<String>,
+    /// Templates the business account holds, as the list call answers them.
+    pub remote_templates: Mutex<Vec<Value>>,
 }
 
 impl FakeGraph {
@@ -262,8 +268,17 @@ impl FakeGraph {
             script: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
             wamids: Mutex::new(Vec::new()),
+            template_requests: Mutex::new(Vec::new()),
+            template_status: Mutex::new("APPROVED".into()),
+            remote_templates: Mutex::new(Vec::new()),
         });
-        let router = axum::Router::new().route("/{version}/{pnid}/messages", post(fake_send)).with_state(fake.clone());
+        let router = axum::Router::new()
+            .route("/{version}/{pnid}/messages", post(fake_send))
+            .route(
+                "/{version}/{pnid}/message_templates",
+                post(fake_template_create).get(fake_template_list).delete(fake_template_delete),
+            )
+            .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         fake
     }
@@ -316,4 +331,49 @@ async fn fake_send(
     ok["contacts"][0]["wa_id"] = body["to"].clone();
     ok["contacts"][0]["input"] = body["to"].clone();
     (StatusCode::OK, axum::Json(ok))
+}
+
+fn auth_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+async fn fake_template_create(
+    State(fake): State<Arc<FakeGraph>>,
+    Path((version, waba)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> (StatusCode, axum::Json<Value>) {
+    let path = format!("POST /{version}/{waba}/message_templates");
+    fake.template_requests.lock().unwrap().push((path, auth_of(&headers), body.clone()));
+    let status = fake.template_status.lock().unwrap().clone();
+    let id = format!("{}", 1_689_556_908_000_000u64 + fake.template_requests.lock().unwrap().len() as u64);
+    let mut remote = body.clone();
+    remote["id"] = json!(id);
+    remote["status"] = json!(status);
+    fake.remote_templates.lock().unwrap().push(remote);
+    (StatusCode::OK, axum::Json(json!({"id": id, "status": status, "category": body["category"]})))
+}
+
+async fn fake_template_list(
+    State(fake): State<Arc<FakeGraph>>,
+    Path((version, waba)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+) -> (StatusCode, axum::Json<Value>) {
+    let path = format!("GET /{version}/{waba}/message_templates");
+    fake.template_requests.lock().unwrap().push((path, auth_of(&headers), Value::Null));
+    let data = fake.remote_templates.lock().unwrap().clone();
+    (StatusCode::OK, axum::Json(json!({"data": data, "paging": {"cursors": {"before": "a", "after": "b"}}})))
+}
+
+async fn fake_template_delete(
+    State(fake): State<Arc<FakeGraph>>,
+    Path((version, waba)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> (StatusCode, axum::Json<Value>) {
+    let name = q.get("name").cloned().unwrap_or_default();
+    let path = format!("DELETE /{version}/{waba}/message_templates?name={name}");
+    fake.template_requests.lock().unwrap().push((path, auth_of(&headers), Value::Null));
+    fake.remote_templates.lock().unwrap().retain(|t| t["name"] != name.as_str());
+    (StatusCode::OK, axum::Json(json!({"success": true})))
 }

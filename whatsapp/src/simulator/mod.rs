@@ -13,7 +13,7 @@
 mod bodies;
 mod delivery;
 mod routes;
-mod validate;
+pub(crate) mod validate;
 mod wamid;
 
 use std::collections::{HashMap, VecDeque};

@@ -77,7 +77,6 @@ impl Local {
         let ops_models = SqliteOpsReadModels::open(&dir.join("ops.db"))?;
         let job_queue = Arc::new(SqliteQueue::open(&dir.join("jobs.db"), MAX_RECEIVES)?);
         let mailer = Arc::new(OutboxMailer::open(&dir.join("outbox"), &config.mail_from)?);
-        let clock = Arc::new(SystemClock);
         let identity =
             Arc::new(LocalIdentity::open(&dir.join("identity.db"), issuer.clone(), mailer.clone(), clock.clone())?);
         let audit = Arc::new(SqliteAuditLog::open(&dir.join("audit.db"))?);

@@ -29,7 +29,9 @@ cleanup() {
 trap cleanup EXIT
 MOTO_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 step "starting moto on 127.0.0.1:$MOTO_PORT"
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" > "${TMPDIR:-/tmp}/parley-moto-$MOTO_PORT.log" 2>&1 &
+# One request at a time: moto's conditional writes are not atomic under
+# concurrent requests (see the launcher's notes).
+"$VENV/bin/python" scripts/moto_server_serialized.py 127.0.0.1 "$MOTO_PORT" > "${TMPDIR:-/tmp}/parley-moto-$MOTO_PORT.log" 2>&1 &
 MOTO_PID=$!
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null 2>&1 && break

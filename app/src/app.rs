@@ -5,9 +5,12 @@ use std::sync::Arc;
 use chrono::Duration;
 use parley_domain::contact::Contact;
 use parley_domain::conversation::Conversation;
+use parley_domain::directory::KeywordSettings;
 use parley_domain::message::Message;
 use parley_domain::number::Number;
 use parley_domain::optout::Keywords;
+use parley_domain::tenant::Tenant;
+use parley_domain::user::User;
 use parley_domain::wamid::WamidLink;
 use parley_events::EventStore;
 use parley_vault::Vault;
@@ -17,6 +20,9 @@ use crate::auth::TokenVerifier;
 use crate::blobs::BlobStore;
 use crate::clock::Clock;
 use crate::idempotency::IdempotencyStore;
+use crate::identity::audit::AuditLog;
+use crate::identity::throttle::{FailureThrottle, RateLimiter};
+use crate::identity::IdentityProvider;
 use crate::mail::Mailer;
 use crate::queue::WorkQueue;
 use crate::readmodel::ReadModels;
@@ -35,6 +41,8 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
     pub blobs: Arc<dyn BlobStore>,
     pub mailer: Arc<dyn Mailer>,
+    pub identity: Arc<dyn IdentityProvider>,
+    pub audit: Arc<dyn AuditLog>,
 }
 
 /// Behaviour that is configuration, not wiring.
@@ -45,6 +53,30 @@ pub struct Settings {
     pub keywords: Keywords,
     /// States kept in memory per aggregate type.
     pub cache_capacity: usize,
+    /// Failed sign-ins per account, and per client address, before a lock-out.
+    pub login_failures_per_account: u32,
+    pub login_failures_per_client: u32,
+    /// How long failed sign-ins count (and a lock-out lasts at most).
+    pub login_failure_window: std::time::Duration,
+    /// Authenticated requests per second per tenant, and the burst allowed above it.
+    pub tenant_requests_per_second: u32,
+    pub tenant_request_burst: u32,
+}
+
+impl Settings {
+    /// The settings the environment's configuration asks for.
+    pub fn from_config(config: &crate::Config) -> Result<Self, crate::AppError> {
+        let mut keywords = Keywords::default();
+        keywords.opt_out.extend(config.extra_opt_out_keywords.iter().cloned());
+        Ok(Settings {
+            send_max_attempts: config.send_max_attempts,
+            unconfirmed_grace: Duration::from_std(config.unconfirmed_grace).map_err(crate::AppError::internal)?,
+            keywords,
+            tenant_requests_per_second: config.tenant_rate_limit,
+            tenant_request_burst: config.tenant_rate_limit.saturating_mul(2),
+            ..Settings::default()
+        })
+    }
 }
 
 impl Default for Settings {
@@ -54,6 +86,11 @@ impl Default for Settings {
             unconfirmed_grace: Duration::minutes(10),
             keywords: Keywords::default(),
             cache_capacity: 200_000,
+            login_failures_per_account: 5,
+            login_failures_per_client: 20,
+            login_failure_window: std::time::Duration::from_secs(15 * 60),
+            tenant_requests_per_second: 100,
+            tenant_request_burst: 200,
         }
     }
 }
@@ -75,6 +112,29 @@ pub struct App {
     pub messages: Repository<Message>,
     pub numbers: Repository<Number>,
     pub wamids: Repository<WamidLink>,
+    pub keyword_settings: Repository<KeywordSettings>,
+    pub identity: Arc<dyn IdentityProvider>,
+    pub audit: Arc<dyn AuditLog>,
+    pub tenants: Repository<Tenant>,
+    pub users: Repository<User>,
+    pub throttles: Throttles,
+}
+
+/// Sign-in lock-outs and the per-tenant request rate.
+pub struct Throttles {
+    pub per_account: FailureThrottle,
+    pub per_client: FailureThrottle,
+    pub per_tenant: RateLimiter,
+}
+
+impl Throttles {
+    pub fn new(settings: &Settings) -> Self {
+        Throttles {
+            per_account: FailureThrottle::new(settings.login_failures_per_account, settings.login_failure_window),
+            per_client: FailureThrottle::new(settings.login_failures_per_client, settings.login_failure_window),
+            per_tenant: RateLimiter::new(settings.tenant_requests_per_second, settings.tenant_request_burst),
+        }
+    }
 }
 
 impl App {
@@ -87,6 +147,12 @@ impl App {
             messages: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), capacity),
             numbers: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             wamids: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), capacity / 4),
+            keyword_settings: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
+            tenants: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
+            users: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
+            throttles: Throttles::new(&settings),
+            identity: ports.identity,
+            audit: ports.audit,
             store: ports.store,
             sealer,
             read_models: ports.read_models,

@@ -1,38 +1,19 @@
-//! Bearer tokens for `/v1` routes. Locally a key under the data dir signs
-//! HS256 JWTs whose claims carry the user, tenant and role; the verifier is a
-//! port so another issuer (Cognito) can take its place.
+//! Bearer tokens for `/v1` routes. Locally an RSA key under the data dir signs
+//! RS256 JWTs whose claims carry the user, tenant and role; its public half is
+//! served as a JWKS so any JWT library (or an API gateway) can check them. The
+//! verifier is a port so another issuer (Cognito) can take its place.
 
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
 
-/// A member's role in a tenant (SPEC 3.1). Order matters: each role can do
-/// everything the ones below it can.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Viewer,
-    Agent,
-    Admin,
-    Owner,
-}
-
-impl std::str::FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "viewer" => Ok(Role::Viewer),
-            "agent" => Ok(Role::Agent),
-            "admin" => Ok(Role::Admin),
-            "owner" => Ok(Role::Owner),
-            other => Err(format!("`{other}` is not one of owner, admin, agent, viewer")),
-        }
-    }
-}
+/// A member's role in a tenant (SPEC 3.1), defined by the domain.
+pub use parley_domain::tenant::Role;
 
 /// Who is calling: from a verified token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +42,7 @@ pub trait TokenVerifier: Send + Sync + 'static {
     fn verify(&self, token: &str) -> Result<Caller, AppError>;
 }
 
+/// What an access token says.
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: String,
@@ -70,23 +52,83 @@ struct Claims {
     aud: String,
     iat: i64,
     exp: i64,
+    /// `access` or `id`: an id token is never accepted as an access token.
+    token_use: String,
+    jti: String,
 }
 
-const ISSUER: &str = "parley-local";
-const AUDIENCE: &str = "parley";
+/// What an id token says about its user.
+#[derive(Debug, Serialize, Deserialize)]
+struct IdClaims {
+    sub: String,
+    email: String,
+    email_verified: bool,
+    tenant: String,
+    role: Role,
+    iss: String,
+    aud: String,
+    iat: i64,
+    exp: i64,
+    token_use: String,
+}
 
-/// The local issuer: HS256 with a random key kept in `<data_dir>/jwt.key`.
+pub const ISSUER: &str = "parley-local";
+pub const AUDIENCE: &str = "parley";
+/// The signing key's file under the data dir (PKCS#8 PEM, readable by its owner only).
+const KEY_FILE: &str = "jwt-rs256.pem";
+const KEY_BITS: usize = 2048;
+
+/// The local issuer: RS256 with an RSA key generated once and kept in
+/// `<data_dir>/jwt-rs256.pem`.
 pub struct LocalIssuer {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    kid: String,
+    jwks: serde_json::Value,
 }
 
 impl LocalIssuer {
     pub fn open(data_dir: &Path) -> Result<Self, AppError> {
-        let key = crate::keyfile::load_or_create(&data_dir.join("jwt.key"))?;
-        Ok(LocalIssuer { encoding: EncodingKey::from_secret(&key), decoding: DecodingKey::from_secret(&key) })
+        use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+        use rsa::traits::PublicKeyParts;
+
+        let path = data_dir.join(KEY_FILE);
+        let key = match std::fs::read_to_string(&path) {
+            Ok(pem) => rsa::RsaPrivateKey::from_pkcs8_pem(&pem)
+                .map_err(|e| AppError::internal(format!("{}: not a PKCS#8 RSA key: {e}", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), KEY_BITS).map_err(AppError::internal)?;
+                let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(AppError::internal)?;
+                crate::keyfile::write_private(&path, pem.as_bytes())?;
+                key
+            }
+            Err(e) => return Err(AppError::internal(format!("{}: {e}", path.display()))),
+        };
+        let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(AppError::internal)?;
+        let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(AppError::internal)?;
+        let b64 = |bytes: Vec<u8>| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
+        let n = b64(key.n().to_bytes_be());
+        let e = b64(key.e().to_bytes_be());
+        let decoding = DecodingKey::from_rsa_components(&n, &e).map_err(AppError::internal)?;
+        // The key id names the key by its modulus, so a rotated key gets a new one.
+        let kid = hex::encode(&Sha256::digest(n.as_bytes())[..8]);
+        let jwks =
+            serde_json::json!({"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e}]});
+        Ok(LocalIssuer { encoding, decoding, kid, jwks })
     }
 
+    /// The public keys as a JSON Web Key Set (`/.well-known/jwks.json`).
+    pub fn jwks(&self) -> &serde_json::Value {
+        &self.jwks
+    }
+
+    fn header(&self) -> Header {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(self.kid.clone());
+        header
+    }
+
+    /// An access token for `user_id`, member of `tenant_id` with `role`.
     pub fn issue(
         &self,
         tenant_id: &str,
@@ -103,19 +145,48 @@ impl LocalIssuer {
             aud: AUDIENCE.into(),
             iat: now.timestamp(),
             exp: (now + ttl).timestamp(),
+            token_use: "access".into(),
+            jti: uuid::Uuid::now_v7().to_string(),
         };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)
+        encode(&self.header(), &claims, &self.encoding).map_err(AppError::internal)
+    }
+
+    /// An id token: who the user is, for the client (never accepted by `/v1`).
+    pub fn issue_id_token(
+        &self,
+        caller: &Caller,
+        email: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<String, AppError> {
+        let claims = IdClaims {
+            sub: caller.user_id.clone(),
+            email: email.to_owned(),
+            email_verified: true,
+            tenant: caller.tenant_id.clone(),
+            role: caller.role,
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            iat: now.timestamp(),
+            exp: (now + ttl).timestamp(),
+            token_use: "id".into(),
+        };
+        encode(&self.header(), &claims, &self.encoding).map_err(AppError::internal)
     }
 }
 
 impl TokenVerifier for LocalIssuer {
     fn verify(&self, token: &str) -> Result<Caller, AppError> {
-        let mut validation = Validation::new(Algorithm::HS256);
+        let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let data = decode::<Claims>(token, &self.decoding, &validation)
             .map_err(|e| AppError::Unauthorized(format!("invalid token: {e}")))?;
         let c = data.claims;
+        if c.token_use != "access" {
+            return Err(AppError::Unauthorized("invalid token: not an access token".into()));
+        }
         if !valid_tenant_id(&c.tenant) {
             return Err(AppError::Unauthorized("invalid token: bad tenant".into()));
         }
@@ -155,5 +226,24 @@ mod tests {
         let foreign = other.issue("acme", "u1", Role::Owner, Utc::now(), Duration::hours(1)).unwrap();
         assert!(issuer.verify(&foreign).is_err());
         assert!(issuer.verify("not.a.token").is_err());
+        // An id token is not an access token.
+        let caller = Caller { user_id: "u1".into(), tenant_id: "acme".into(), role: Role::Owner };
+        let id = issuer.issue_id_token(&caller, "a@acme.test", Utc::now(), Duration::hours(1)).unwrap();
+        assert!(issuer.verify(&id).is_err());
+    }
+
+    #[test]
+    fn tokens_verify_with_the_published_jwks_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = LocalIssuer::open(dir.path()).unwrap();
+        let token = issuer.issue("acme", "u1", Role::Viewer, Utc::now(), Duration::hours(1)).unwrap();
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(issuer.jwks().clone()).unwrap();
+        let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+        let jwk = jwks.find(&kid).unwrap();
+        let key = DecodingKey::from_jwk(jwk).unwrap();
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_audience(&[AUDIENCE]);
+        let claims = decode::<serde_json::Value>(&token, &key, &validation).unwrap().claims;
+        assert_eq!(claims["tenant"], "acme");
     }
 }

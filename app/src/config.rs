@@ -36,6 +36,8 @@ pub struct Config {
     pub mail_from: String,
     /// Where people reach this server (download links in mails and job results).
     pub public_url: String,
+    /// Authenticated API requests per second per tenant (bursts of twice as many pass).
+    pub tenant_rate_limit: u32,
     /// Jobs, retention, scheduling and Stripe.
     pub ops: crate::ops::OpsSettings,
 }
@@ -147,6 +149,18 @@ impl Config {
             problems.push(format!("PARLEY_PUBLIC_URL: `{public_url}` must start with http:// or https://"));
         }
 
+        let tenant_rate_limit: u32 = parse_or(
+            &get,
+            "PARLEY_TENANT_RATE_LIMIT",
+            "100",
+            &mut problems,
+            "a number of requests per second from 1 to 1000000",
+        )
+        .unwrap_or(100);
+        if !(1..=1_000_000).contains(&tenant_rate_limit) {
+            problems.push("PARLEY_TENANT_RATE_LIMIT: must be from 1 to 1000000".into());
+        }
+
         let ops = crate::ops::OpsSettings::from_lookup(&get, &mut problems);
         if !problems.is_empty() {
             return Err(ConfigError { problems });
@@ -167,6 +181,7 @@ impl Config {
             llm,
             mail_from,
             public_url: public_url.trim_end_matches('/').to_string(),
+            tenant_rate_limit,
             ops,
         })
     }

@@ -30,6 +30,15 @@ pub enum AppError {
     Store(#[from] parley_events::StoreError),
     #[error("vault: {0}")]
     Vault(#[from] parley_vault::VaultError),
+    /// The identity provider refused or failed.
+    #[error(transparent)]
+    Identity(crate::identity::IdentityError),
+    /// The tenant sent more requests than its rate allows.
+    #[error("rate limit exceeded; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// WhatsApp refused or did not answer a call made on the request's behalf.
+    #[error("WhatsApp: {0}")]
+    Upstream(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

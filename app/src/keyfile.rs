@@ -25,7 +25,7 @@ pub fn load_or_create(path: &Path) -> Result<[u8; 32], AppError> {
 
 /// Creates `path` with owner-only permissions; fails if it exists, so two
 /// processes starting at once cannot both write a different key.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AppError> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AppError> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod idempotency;
+pub mod identity;
 pub mod keyfile;
 pub mod mail;
 pub mod ops;

@@ -97,23 +97,36 @@ impl OutboxMailer {
     }
 
     fn render(&self, mail: &Mail, id: &str) -> Result<Vec<u8>, MailError> {
-        let to = mail.to.parse::<Mailbox>().map_err(|e| MailError::Invalid(format!("recipient: {e}")))?;
-        let builder = lettre::Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(mail.subject.clone())
-            .message_id(Some(format!("<{id}@parley.local>")));
-        let text = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(mail.text.clone());
-        let message = match &mail.html {
-            Some(html) => builder.multipart(
-                MultiPart::alternative()
-                    .singlepart(text)
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html.clone())),
-            ),
-            None => builder.singlepart(text),
-        };
-        message.map(|m| m.formatted()).map_err(|e| MailError::Invalid(e.to_string()))
+        render_with(&self.from, mail, id)
     }
+}
+
+/// Renders `mail` from `from` as an RFC 5322 message (multipart/alternative
+/// when it has HTML) with Message-ID `<{id}@parley.local>`. The outbox writes
+/// these bytes; the SES adapter sends the same bytes as raw content, so a mail
+/// looks the same whichever way it leaves.
+pub fn render_message(from: &str, mail: &Mail, id: &str) -> Result<Vec<u8>, MailError> {
+    let from = from.parse::<Mailbox>().map_err(|e| MailError::Invalid(format!("sender {from:?}: {e}")))?;
+    render_with(&from, mail, id)
+}
+
+fn render_with(from: &Mailbox, mail: &Mail, id: &str) -> Result<Vec<u8>, MailError> {
+    let to = mail.to.parse::<Mailbox>().map_err(|e| MailError::Invalid(format!("recipient: {e}")))?;
+    let builder = lettre::Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(mail.subject.clone())
+        .message_id(Some(format!("<{id}@parley.local>")));
+    let text = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(mail.text.clone());
+    let message = match &mail.html {
+        Some(html) => builder.multipart(
+            MultiPart::alternative()
+                .singlepart(text)
+                .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html.clone())),
+        ),
+        None => builder.singlepart(text),
+    };
+    message.map(|m| m.formatted()).map_err(|e| MailError::Invalid(e.to_string()))
 }
 
 #[async_trait]

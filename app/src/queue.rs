@@ -279,6 +279,10 @@ impl WorkQueue for MemoryQueue {
 
 /// The one conformance suite every `WorkQueue` adapter passes. `make` builds
 /// an empty queue whose `max_receives` is 3.
+///
+/// Every duration the suite asks for is a multiple of one tick: 100 ms for
+/// [`run_queue_suite`]; an adapter whose service counts whole seconds (SQS)
+/// runs the same checks with [`run_queue_suite_with_tick`] and a 1 s tick.
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance {
     use super::*;
@@ -286,7 +290,6 @@ pub mod conformance {
     use std::future::Future;
     use std::sync::Arc;
 
-    const VIS: Duration = Duration::from_millis(300);
     const NO_WAIT: Duration = Duration::ZERO;
 
     pub async fn run_queue_suite<F, Fut>(make: F)
@@ -294,74 +297,100 @@ pub mod conformance {
         F: Fn() -> Fut,
         Fut: Future<Output = Arc<dyn WorkQueue>>,
     {
-        delivers_and_acks(make().await).await;
-        unacked_messages_come_back(make().await).await;
-        delay_hides_until_due(make().await).await;
-        retry_later_backs_off(make().await).await;
-        dead_letters_after_max_receives(make().await).await;
+        run_queue_suite_with_tick(make, Duration::from_millis(100)).await;
+    }
+
+    pub async fn run_queue_suite_with_tick<F, Fut>(make: F, tick: Duration)
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Arc<dyn WorkQueue>>,
+    {
+        let t = Tick(tick);
+        delivers_and_acks(make().await, t).await;
+        unacked_messages_come_back(make().await, t).await;
+        delay_hides_until_due(make().await, t).await;
+        retry_later_backs_off(make().await, t).await;
+        dead_letters_after_max_receives(make().await, t).await;
         long_poll_wakes_on_send(make().await).await;
         concurrent_receivers_share_without_duplicates(make().await).await;
     }
 
-    async fn delivers_and_acks(q: Arc<dyn WorkQueue>) {
+    #[derive(Clone, Copy)]
+    struct Tick(Duration);
+
+    impl Tick {
+        fn times(self, n: u32) -> Duration {
+            self.0 * n
+        }
+        /// A visibility timeout long enough for the suite's own calls to run.
+        fn vis(self) -> Duration {
+            self.times(2)
+        }
+        /// Safely past a deadline of `n` ticks.
+        fn past(self, n: u32) -> Duration {
+            self.times(n) + self.0 / 2
+        }
+    }
+
+    async fn delivers_and_acks(q: Arc<dyn WorkQueue>, t: Tick) {
         q.send("a", Duration::ZERO).await.unwrap();
         q.send("b", Duration::ZERO).await.unwrap();
-        let got = q.receive(10, VIS, NO_WAIT).await.unwrap();
+        let got = q.receive(10, t.vis(), NO_WAIT).await.unwrap();
         let bodies: HashSet<_> = got.iter().map(|d| d.body.as_str()).collect();
         assert_eq!(bodies, HashSet::from(["a", "b"]));
         assert!(got.iter().all(|d| d.receive_count == 1));
         for d in &got {
             q.ack(&d.receipt).await.unwrap();
         }
-        tokio::time::sleep(VIS + Duration::from_millis(50)).await;
-        assert!(q.receive(10, VIS, NO_WAIT).await.unwrap().is_empty(), "acked messages never return");
+        tokio::time::sleep(t.past(2)).await;
+        assert!(q.receive(10, t.vis(), NO_WAIT).await.unwrap().is_empty(), "acked messages never return");
     }
 
-    async fn unacked_messages_come_back(q: Arc<dyn WorkQueue>) {
+    async fn unacked_messages_come_back(q: Arc<dyn WorkQueue>, t: Tick) {
         q.send("x", Duration::ZERO).await.unwrap();
-        let first = q.receive(1, VIS, NO_WAIT).await.unwrap();
+        let first = q.receive(1, t.vis(), NO_WAIT).await.unwrap();
         assert_eq!(first.len(), 1);
-        assert!(q.receive(1, VIS, NO_WAIT).await.unwrap().is_empty(), "invisible while being worked on");
-        tokio::time::sleep(VIS + Duration::from_millis(50)).await;
-        let again = q.receive(1, VIS, NO_WAIT).await.unwrap();
+        assert!(q.receive(1, t.vis(), NO_WAIT).await.unwrap().is_empty(), "invisible while being worked on");
+        tokio::time::sleep(t.past(2)).await;
+        let again = q.receive(1, t.vis(), NO_WAIT).await.unwrap();
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].receive_count, 2);
         assert_ne!(again[0].receipt, first[0].receipt);
         q.ack(&again[0].receipt).await.unwrap();
     }
 
-    async fn delay_hides_until_due(q: Arc<dyn WorkQueue>) {
-        q.send("later", Duration::from_millis(300)).await.unwrap();
-        assert!(q.receive(1, VIS, NO_WAIT).await.unwrap().is_empty());
-        let got = q.receive(1, VIS, Duration::from_secs(3)).await.unwrap();
+    async fn delay_hides_until_due(q: Arc<dyn WorkQueue>, t: Tick) {
+        q.send("later", t.times(2)).await.unwrap();
+        assert!(q.receive(1, t.vis(), NO_WAIT).await.unwrap().is_empty());
+        let got = q.receive(1, t.vis(), Duration::from_secs(3) + t.times(2)).await.unwrap();
         assert_eq!(got.len(), 1, "a delayed message arrives once due");
     }
 
-    async fn retry_later_backs_off(q: Arc<dyn WorkQueue>) {
+    async fn retry_later_backs_off(q: Arc<dyn WorkQueue>, t: Tick) {
         q.send("r", Duration::ZERO).await.unwrap();
         let got = q.receive(1, Duration::from_secs(30), NO_WAIT).await.unwrap();
-        q.retry_later(&got[0].receipt, Duration::from_millis(200)).await.unwrap();
-        assert!(q.receive(1, VIS, NO_WAIT).await.unwrap().is_empty());
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let again = q.receive(1, VIS, NO_WAIT).await.unwrap();
+        q.retry_later(&got[0].receipt, t.times(2)).await.unwrap();
+        assert!(q.receive(1, t.vis(), NO_WAIT).await.unwrap().is_empty());
+        tokio::time::sleep(t.past(2)).await;
+        let again = q.receive(1, t.vis(), NO_WAIT).await.unwrap();
         assert_eq!(again.len(), 1, "visible again well before the 30 s visibility timeout");
     }
 
-    async fn dead_letters_after_max_receives(q: Arc<dyn WorkQueue>) {
+    async fn dead_letters_after_max_receives(q: Arc<dyn WorkQueue>, t: Tick) {
         q.send("poison", Duration::ZERO).await.unwrap();
         for _ in 0..3 {
-            let got = q.receive(1, Duration::from_millis(50), Duration::from_secs(2)).await.unwrap();
+            let got = q.receive(1, t.times(1), Duration::from_secs(2) + t.times(2)).await.unwrap();
             assert_eq!(got.len(), 1);
-            tokio::time::sleep(Duration::from_millis(80)).await;
+            tokio::time::sleep(t.past(1)).await;
         }
-        assert!(q.receive(1, VIS, Duration::from_millis(100)).await.unwrap().is_empty());
+        assert!(q.receive(1, t.vis(), t.times(1)).await.unwrap().is_empty());
         assert_eq!(q.dead_letters().await.unwrap(), vec!["poison".to_string()]);
     }
 
     async fn long_poll_wakes_on_send(q: Arc<dyn WorkQueue>) {
         let receiver = {
             let q = q.clone();
-            tokio::spawn(async move { q.receive(1, VIS, Duration::from_secs(5)).await.unwrap() })
+            tokio::spawn(async move { q.receive(1, Duration::from_secs(5), Duration::from_secs(5)).await.unwrap() })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
         let started = std::time::Instant::now();

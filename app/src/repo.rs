@@ -12,8 +12,11 @@ use std::sync::{Arc, Mutex};
 
 use parley_domain::contact::Contact;
 use parley_domain::conversation::Conversation;
+use parley_domain::directory::KeywordSettings;
 use parley_domain::message::Message;
 use parley_domain::number::Number;
+use parley_domain::tenant::Tenant;
+use parley_domain::user::User;
 use parley_domain::wamid::WamidLink;
 use parley_domain::Event;
 use parley_events::{EventStore, ExpectedVersion, StoreError};
@@ -36,7 +39,7 @@ macro_rules! aggregate {
         }
     )*};
 }
-aggregate!(Contact, Conversation, Message, Number, WamidLink);
+aggregate!(Contact, Conversation, Message, Number, WamidLink, Tenant, User, KeywordSettings);
 
 /// How many times a decision is retried against fresh state after conflicts.
 const MAX_ATTEMPTS: usize = 8;

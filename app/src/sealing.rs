@@ -45,6 +45,7 @@ fn sealed_fields(event_type: &str) -> (&'static [&'static str], Subject) {
     match event_type {
         "NumberRegistered" => (&["/access_token", "/app_secret"], Subject::Numbers),
         "ContactCreated" | "ContactRenamed" => (&["/name"], Subject::Contact),
+        "ContactUpdated" => (&["/attributes"], Subject::Contact),
         "InboundMessageRecorded" => (&["/preview/text", "/contact_name"], Subject::Contact),
         "OutboundMessageRecorded" => (&["/preview/text"], Subject::Contact),
         "MessageReceived" | "MessageQueued" => (&["/content", "/context"], Subject::Contact),

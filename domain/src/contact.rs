@@ -18,6 +18,10 @@ pub struct Contact {
     pub wa_id: String,
     pub name: Option<String>,
     pub opt: Option<OptState>,
+    pub tags: Vec<String>,
+    /// Custom attributes set by the tenant.
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    pub created_at: Option<DateTime<Utc>>,
     /// Ordering key of the last opt change made by a message: (sent time,
     /// message id). An older keyword message, redelivered or late, never
     /// overrides a newer one.
@@ -38,13 +42,22 @@ impl Contact {
 
     pub fn evolve(mut self, event: &Event) -> Self {
         match event {
-            Event::ContactCreated { wa_id, name, .. } => {
+            Event::ContactCreated { wa_id, name, at } => {
                 self.exists = true;
+                self.created_at = Some(*at);
                 self.wa_id = wa_id.clone();
                 self.name = name.clone();
                 self.opt = Some(OptState::OptedIn);
             }
             Event::ContactRenamed { name, .. } => self.name = name.clone(),
+            Event::ContactUpdated { tags, attributes, .. } => {
+                if let Some(tags) = tags {
+                    self.tags = tags.clone();
+                }
+                if let Some(attributes) = attributes {
+                    self.attributes = attributes.clone();
+                }
+            }
             Event::ContactOptedOut { at, source, message_id, .. } => {
                 self.opt = Some(OptState::OptedOut { at: *at, source: *source });
                 if let Some(id) = message_id {

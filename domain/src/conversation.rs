@@ -30,6 +30,10 @@ pub struct Conversation {
     pub window_closes_at: Option<DateTime<Utc>>,
     /// The `closes_at` for which `ConversationWindowExpired` was last emitted.
     pub expired_window: Option<DateTime<Utc>>,
+    /// The user handling the conversation.
+    pub assignee: Option<String>,
+    /// Inbound messages recorded since an agent last read the conversation.
+    pub unread: u32,
     recent_inbound: VecDeque<Uuid>,
 }
 
@@ -62,7 +66,10 @@ impl Conversation {
                     self.recent_inbound.pop_front();
                 }
                 self.recent_inbound.push_back(*message_id);
+                self.unread = self.unread.saturating_add(1);
             }
+            Event::ConversationAssigned { assignee, .. } => self.assignee = assignee.clone(),
+            Event::ConversationMarkedRead { .. } => self.unread = 0,
             Event::ConversationWindowExpired { closed_at } => self.expired_window = Some(*closed_at),
             Event::ConversationResolved { .. } => self.state = Some(ConversationState::Resolved),
             Event::ConversationReopened { .. } => self.state = Some(ConversationState::Open),

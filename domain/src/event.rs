@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::status::DeliveryStatus;
+use crate::tenant::Role;
+use crate::user::{PasswordChange, RevokeReason};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -39,6 +41,47 @@ pub enum Event {
         source: OptSource,
         keyword: Option<String>,
         message_id: Option<Uuid>,
+    },
+    /// Tags and custom attributes set through the API; a `None` field is unchanged.
+    ContactUpdated {
+        tags: Option<Vec<String>>,
+        attributes: Option<serde_json::Map<String, serde_json::Value>>,
+        at: DateTime<Utc>,
+    },
+
+    // ---- templates ----
+    TemplateSubmitted {
+        name: String,
+        language: String,
+        category: String,
+        components: Vec<serde_json::Value>,
+        /// WhatsApp's id of the template, once it has one.
+        whatsapp_id: Option<String>,
+        status: String,
+        waba_id: String,
+        at: DateTime<Utc>,
+    },
+    TemplateStatusChanged {
+        status: String,
+        reason: Option<String>,
+        /// WhatsApp may move a template to another category on review.
+        category: Option<String>,
+        at: DateTime<Utc>,
+    },
+    TemplateDeleted {
+        at: DateTime<Utc>,
+    },
+    /// The text a template message renders to, recorded when it is queued.
+    MessageRendered {
+        text: String,
+    },
+
+    // ---- tenant settings ----
+    /// The tenant's own opt-out and opt-in keywords, used on top of the defaults.
+    OptKeywordsConfigured {
+        opt_out: Vec<String>,
+        opt_in: Vec<String>,
+        at: DateTime<Utc>,
     },
 
     // ---- conversations ----
@@ -69,6 +112,23 @@ pub enum Event {
         by: String,
     },
     ConversationReopened {
+        at: DateTime<Utc>,
+    },
+    ConversationAssigned {
+        /// The user id now handling the conversation; `None` unassigns it.
+        assignee: Option<String>,
+        at: DateTime<Utc>,
+        by: String,
+    },
+    ConversationMarkedRead {
+        at: DateTime<Utc>,
+        by: String,
+        /// The newest inbound wamid reported read to WhatsApp, if any.
+        wamid: Option<String>,
+    },
+    /// A message of this conversation was deleted: its preview is redacted.
+    ConversationMessageDeleted {
+        message_id: Uuid,
         at: DateTime<Utc>,
     },
 
@@ -112,6 +172,17 @@ pub enum Event {
         at: DateTime<Utc>,
         failure: Failure,
     },
+    /// The message's content is redacted from every read model; its events stay.
+    MessageDeleted {
+        at: DateTime<Utc>,
+        by: String,
+    },
+    /// The message's tags are now exactly these.
+    MessageTagged {
+        tags: Vec<String>,
+        at: DateTime<Utc>,
+        by: String,
+    },
 
     // ---- wamid links ----
     WamidAssigned {
@@ -119,6 +190,62 @@ pub enum Event {
     },
     StatusParked {
         report: ParkedStatus,
+    },
+
+    // ---- tenants and members ----
+    TenantCreated {
+        tenant_id: String,
+        name: String,
+        at: DateTime<Utc>,
+    },
+    MemberInvited {
+        email: String,
+        role: Role,
+        invited_by: String,
+        at: DateTime<Utc>,
+    },
+    InvitationRevoked {
+        email: String,
+        by: String,
+        at: DateTime<Utc>,
+    },
+    MemberJoined {
+        user_id: String,
+        email: String,
+        role: Role,
+        at: DateTime<Utc>,
+    },
+    RoleChanged {
+        user_id: String,
+        from: Role,
+        to: Role,
+        by: String,
+        at: DateTime<Utc>,
+    },
+    MemberRemoved {
+        user_id: String,
+        by: String,
+        at: DateTime<Utc>,
+    },
+
+    // ---- users (credentials never appear in events) ----
+    UserSignedUp {
+        user_id: String,
+        tenant_id: String,
+        email: String,
+        at: DateTime<Utc>,
+    },
+    EmailVerified {
+        email: String,
+        at: DateTime<Utc>,
+    },
+    PasswordChanged {
+        reason: PasswordChange,
+        at: DateTime<Utc>,
+    },
+    SessionRevoked {
+        reason: RevokeReason,
+        at: DateTime<Utc>,
     },
 
     // ---- jobs ----
@@ -185,12 +312,21 @@ impl Event {
             Event::ContactRenamed { .. } => "ContactRenamed",
             Event::ContactOptedOut { .. } => "ContactOptedOut",
             Event::ContactOptedIn { .. } => "ContactOptedIn",
+            Event::ContactUpdated { .. } => "ContactUpdated",
+            Event::OptKeywordsConfigured { .. } => "OptKeywordsConfigured",
+            Event::TemplateSubmitted { .. } => "TemplateSubmitted",
+            Event::TemplateStatusChanged { .. } => "TemplateStatusChanged",
+            Event::TemplateDeleted { .. } => "TemplateDeleted",
+            Event::MessageRendered { .. } => "MessageRendered",
             Event::ConversationOpened { .. } => "ConversationOpened",
             Event::InboundMessageRecorded { .. } => "InboundMessageRecorded",
             Event::OutboundMessageRecorded { .. } => "OutboundMessageRecorded",
             Event::ConversationWindowExpired { .. } => "ConversationWindowExpired",
             Event::ConversationResolved { .. } => "ConversationResolved",
             Event::ConversationReopened { .. } => "ConversationReopened",
+            Event::ConversationAssigned { .. } => "ConversationAssigned",
+            Event::ConversationMarkedRead { .. } => "ConversationMarkedRead",
+            Event::ConversationMessageDeleted { .. } => "ConversationMessageDeleted",
             Event::MessageReceived(_) => "MessageReceived",
             Event::MessageQueued(_) => "MessageQueued",
             Event::MessageDispatchStarted { .. } => "MessageDispatchStarted",
@@ -202,8 +338,20 @@ impl Event {
             Event::MessageRead { .. } => "MessageRead",
             Event::MessagePlayed { .. } => "MessagePlayed",
             Event::MessageFailed { .. } => "MessageFailed",
+            Event::MessageDeleted { .. } => "MessageDeleted",
+            Event::MessageTagged { .. } => "MessageTagged",
             Event::WamidAssigned { .. } => "WamidAssigned",
             Event::StatusParked { .. } => "StatusParked",
+            Event::TenantCreated { .. } => "TenantCreated",
+            Event::MemberInvited { .. } => "MemberInvited",
+            Event::InvitationRevoked { .. } => "InvitationRevoked",
+            Event::MemberJoined { .. } => "MemberJoined",
+            Event::RoleChanged { .. } => "RoleChanged",
+            Event::MemberRemoved { .. } => "MemberRemoved",
+            Event::UserSignedUp { .. } => "UserSignedUp",
+            Event::EmailVerified { .. } => "EmailVerified",
+            Event::PasswordChanged { .. } => "PasswordChanged",
+            Event::SessionRevoked { .. } => "SessionRevoked",
             Event::JobQueued(_) => "JobQueued",
             Event::JobStarted { .. } => "JobStarted",
             Event::JobProgressed { .. } => "JobProgressed",

@@ -47,6 +47,9 @@ pub struct Message {
     pub reported: ReportedStatuses,
     pub failure: Option<Failure>,
     pub dispatch: Dispatch,
+    /// Deleted by an agent: content redacted in read models.
+    pub deleted: bool,
+    pub tags: Vec<String>,
 }
 
 impl Message {
@@ -109,6 +112,8 @@ impl Message {
             Event::MessageDispatchUnconfirmed { attempt, at, .. } => {
                 self.dispatch = Dispatch::Unconfirmed { attempt: *attempt, since: *at };
             }
+            Event::MessageDeleted { .. } => self.deleted = true,
+            Event::MessageTagged { tags, .. } => self.tags = tags.clone(),
             Event::MessageFailed { failure, .. } => {
                 self.reported.insert(DeliveryStatus::Failed);
                 self.failure = Some(failure.clone());

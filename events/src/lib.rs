@@ -2,6 +2,7 @@
 //! with schema versions and upcasting, the event store port with its SQLite and
 //! in-memory adapters, and the projection runner that feeds read models.
 
+pub mod bus;
 pub mod checkpoint;
 pub mod codec;
 pub mod envelope;
@@ -13,6 +14,7 @@ pub mod store;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
+pub use bus::{BusError, InProcessBus, IntegrationBus, IntegrationEvent, IntegrationPublisher};
 pub use checkpoint::SqliteCheckpoints;
 pub use codec::{CodecError, EventCodec, Upcast, Upcasters};
 pub use envelope::{NewEvent, RecordedEvent};

@@ -1,18 +1,198 @@
-//! Composition for Lambda functions. The AWS adapters (DynamoDB, SQS, S3,
-//! SES, KMS) plug in here; until they do, a function composes the embedded
-//! adapters under its writable `/tmp`, which keeps the binaries honest about
-//! sharing every handler with the local runtime.
+//! Composition for Lambda functions: the same application as the local
+//! runtime, on the AWS adapters (DynamoDB event store, read models and
+//! idempotency; SQS; EventBridge; S3; SESv2; KMS).
+//!
+//! Everything here runs once per Lambda instance, at init: clients are built
+//! from one SDK configuration and shared by every invocation.
 
 use std::sync::Arc;
 
-use parley_app::{App, Config};
+use anyhow::Context;
+use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use parley_app::app::{Ports, Settings};
+use parley_app::auth::TokenVerifier;
+use parley_app::identity::audit::AuditLog;
+use parley_app::identity::IdentityProvider;
+use parley_app::queue::WorkQueue;
+use parley_app::services::dispatcher::job_for;
+use parley_app::{App, Config, SystemClock};
+use parley_aws::config::AwsTarget;
+use parley_aws::dynamodb::stream::recorded_events_from_stream;
+use parley_aws::dynamodb::{DynamoEventStore, DynamoIdempotency, DynamoReadModels};
+use parley_aws::eventbridge::EventBridgeBus;
+use parley_aws::kms::KmsVault;
+use parley_aws::s3::S3BlobStore;
+use parley_aws::ses::SesMailer;
+use parley_aws::sqs::SqsQueue;
+use parley_events::bus::{IntegrationBus, IntegrationEvent};
+use parley_whatsapp::GraphClient;
 
-use crate::local::Local;
+use crate::handlers::streams::{self, RecordEvents};
 
-pub fn compose() -> anyhow::Result<Arc<App>> {
-    let mut config = Config::from_env()?;
-    if std::env::var_os("PARLEY_DATA_DIR").is_none() {
-        config.data_dir = std::env::temp_dir().join("parley");
+/// Names of the AWS resources a function uses, from the environment
+/// `template.yaml` sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsResources {
+    pub stage: String,
+    pub events_table: String,
+    pub read_models_table: String,
+    pub idempotency_table: String,
+    pub keys_table: String,
+    pub data_key_id: String,
+    pub outbound_queue_url: String,
+    pub event_bus: String,
+    pub blob_bucket: String,
+}
+
+impl AwsResources {
+    /// Reads every variable and names all missing ones in one error.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let mut missing = Vec::new();
+        let mut var = |name: &'static str| {
+            get(name).filter(|v| !v.trim().is_empty()).unwrap_or_else(|| {
+                missing.push(name);
+                String::new()
+            })
+        };
+        let resources = AwsResources {
+            stage: var("PARLEY_STAGE"),
+            events_table: var("PARLEY_EVENTS_TABLE"),
+            read_models_table: var("PARLEY_READ_MODELS_TABLE"),
+            idempotency_table: var("PARLEY_IDEMPOTENCY_TABLE"),
+            keys_table: var("PARLEY_KEYS_TABLE"),
+            data_key_id: var("PARLEY_DATA_KEY_ID"),
+            outbound_queue_url: var("PARLEY_OUTBOUND_QUEUE_URL"),
+            event_bus: var("PARLEY_EVENT_BUS"),
+            blob_bucket: var("PARLEY_BLOB_BUCKET"),
+        };
+        if !missing.is_empty() {
+            anyhow::bail!("missing environment variables: {}", missing.join(", "));
+        }
+        Ok(resources)
     }
-    Ok(Local::open(config)?.app)
+
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
+/// Who signs users in and whose tokens `/v1` accepts.
+pub struct IdentityPorts {
+    pub identity: Arc<dyn IdentityProvider>,
+    pub audit: Arc<dyn AuditLog>,
+    pub tokens: Arc<dyn TokenVerifier>,
+}
+
+/// The application on AWS, plus the adapters the worker handlers use directly.
+pub struct AwsRuntime {
+    pub app: Arc<App>,
+    pub read_models: Arc<DynamoReadModels>,
+    pub outbound: Arc<SqsQueue>,
+    pub bus: Arc<dyn IntegrationBus>,
+    pub resources: AwsResources,
+}
+
+impl AwsRuntime {
+    /// Composes the application from `config`, the resources and one SDK configuration.
+    pub fn compose(
+        config: &Config,
+        resources: AwsResources,
+        sdk: &aws_config::SdkConfig,
+        identity: IdentityPorts,
+    ) -> anyhow::Result<AwsRuntime> {
+        let dynamodb = aws_sdk_dynamodb_client(sdk);
+        let store = Arc::new(DynamoEventStore::new(dynamodb.clone(), &resources.events_table));
+        let read_models = Arc::new(DynamoReadModels::new(dynamodb.clone(), &resources.read_models_table));
+        let idempotency = Arc::new(DynamoIdempotency::new(dynamodb.clone(), &resources.idempotency_table));
+        let vault = Arc::new(KmsVault::new(
+            aws_sdk_kms::Client::new(sdk),
+            dynamodb,
+            &resources.data_key_id,
+            &resources.keys_table,
+        ));
+        let outbound = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &resources.outbound_queue_url, None));
+        let bus: Arc<dyn IntegrationBus> =
+            Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(sdk), &resources.event_bus));
+        let blobs = Arc::new(S3BlobStore::new(S3BlobStore::client(sdk), &resources.blob_bucket));
+        let mailer = Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(sdk), &config.mail_from));
+        let api_base = config.whatsapp_api_base.clone().unwrap_or_else(|| "https://graph.facebook.com".into());
+        let whatsapp = GraphClient::try_new(&api_base, &config.whatsapp_api_version, config.whatsapp_timeout)
+            .map_err(|e| anyhow::anyhow!("PARLEY_WHATSAPP_API_BASE: {e}"))?;
+        let app = App::new(
+            Ports {
+                store,
+                vault,
+                read_models: read_models.clone(),
+                idempotency,
+                outbound_queue: outbound.clone(),
+                whatsapp: Arc::new(whatsapp),
+                tokens: identity.tokens,
+                clock: Arc::new(SystemClock),
+                blobs,
+                mailer,
+                identity: identity.identity,
+                audit: identity.audit,
+            },
+            Settings::from_config(config)?,
+        );
+        Ok(AwsRuntime { app, read_models, outbound, bus, resources })
+    }
+
+    /// The domain events each stream record carries, with its sequence number.
+    fn record_events(event: &DynamoDbEvent) -> Vec<RecordEvents> {
+        event
+            .records
+            .iter()
+            .map(|record| {
+                let events = recorded_events_from_stream(std::slice::from_ref(record)).unwrap_or_else(|e| {
+                    // A record that is not an event item (the log, the counter)
+                    // or cannot be read is skipped, not retried forever.
+                    tracing::error!(error = %e, event_id = %record.event_id, "stream record skipped");
+                    Vec::new()
+                });
+                RecordEvents { sequence_number: record.change.sequence_number.clone().unwrap_or_default(), events }
+            })
+            .collect()
+    }
+
+    /// Projector: stream records -> read models.
+    pub async fn project(&self, event: DynamoDbEvent) -> DynamoDbEventResponse {
+        let read_models = &self.read_models;
+        streams::consume(Self::record_events(&event), |events| async move { read_models.apply(&events).await }).await
+    }
+
+    /// Reactor: stream records -> outbound jobs on SQS and integration events on the bus.
+    pub async fn react(&self, event: DynamoDbEvent) -> DynamoDbEventResponse {
+        let stage = self.resources.stage.as_str();
+        streams::consume(Self::record_events(&event), |events| async move {
+            for job in events.iter().filter_map(job_for) {
+                self.outbound.send(&job.to_body(), std::time::Duration::ZERO).await?;
+            }
+            let published: Vec<_> = events.iter().map(|e| IntegrationEvent::from_recorded(e, stage)).collect();
+            self.bus.publish(&published).await?;
+            Ok::<_, anyhow::Error>(())
+        })
+        .await
+    }
+
+    /// Sender: one SQS batch of outbound jobs.
+    pub async fn send(&self, event: SqsEvent) -> SqsBatchResponse {
+        crate::handlers::sender::handle(&self.app, event).await
+    }
+}
+
+fn aws_sdk_dynamodb_client(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(sdk)
+}
+
+/// The SDK configuration of this process (the emulator's, when `PARLEY_AWS_ENDPOINT` is set).
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    AwsTarget::from_env().sdk_config().await
+}
+
+/// Reads the configuration a function runs with.
+pub fn config_from_env() -> anyhow::Result<Config> {
+    Config::from_env().context("configuration")
 }

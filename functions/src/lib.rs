@@ -3,6 +3,8 @@
 //! Lambda binary serves the same router or handlers.
 
 #[cfg(feature = "lambda")]
+pub mod handlers;
+#[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod local;
 pub mod telemetry;

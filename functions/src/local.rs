@@ -11,6 +11,8 @@ use parley_app::auth::LocalIssuer;
 use parley_app::blobs::FileBlobStore;
 use parley_app::config::{Config, StoreKind};
 use parley_app::idempotency::SqliteIdempotency;
+use parley_app::identity::audit::SqliteAuditLog;
+use parley_app::identity::local::LocalIdentity;
 use parley_app::mail::OutboxMailer;
 use parley_app::ops::{Ops, OpsPorts};
 use parley_app::queue::SqliteQueue;
@@ -75,6 +77,10 @@ impl Local {
         let ops_models = SqliteOpsReadModels::open(&dir.join("ops.db"))?;
         let job_queue = Arc::new(SqliteQueue::open(&dir.join("jobs.db"), MAX_RECEIVES)?);
         let mailer = Arc::new(OutboxMailer::open(&dir.join("outbox"), &config.mail_from)?);
+        let clock = Arc::new(SystemClock);
+        let identity =
+            Arc::new(LocalIdentity::open(&dir.join("identity.db"), issuer.clone(), mailer.clone(), clock.clone())?);
+        let audit = Arc::new(SqliteAuditLog::open(&dir.join("audit.db"))?);
 
         let simulated = config.whatsapp_api_base.is_none();
         let api_base =
@@ -82,14 +88,7 @@ impl Local {
         let whatsapp = GraphClient::try_new(&api_base, &config.whatsapp_api_version, config.whatsapp_timeout)
             .map_err(|e| anyhow::anyhow!("PARLEY_WHATSAPP_API_BASE: {e}"))?;
 
-        let mut keywords = parley_domain::optout::Keywords::default();
-        keywords.opt_out.extend(config.extra_opt_out_keywords.iter().cloned());
-        let settings = Settings {
-            send_max_attempts: config.send_max_attempts,
-            unconfirmed_grace: chrono::Duration::from_std(config.unconfirmed_grace)?,
-            keywords,
-            ..Settings::default()
-        };
+        let settings = Settings::from_config(&config)?;
         let app = App::new(
             Ports {
                 store: store.clone(),
@@ -102,6 +101,8 @@ impl Local {
                 clock,
                 blobs,
                 mailer,
+                identity,
+                audit: audit.clone(),
             },
             settings,
         );
@@ -119,8 +120,9 @@ impl Local {
         )?;
         // Under load, a few milliseconds of patience turns a transaction per
         // commit into one per few hundred events.
-        let projections =
-            Arc::new(ProjectionRunner::new(store.clone(), all_projections).with_coalesce(READ_MODEL_COALESCE));
+        let mut read_side = all_projections;
+        read_side.push(audit);
+        let projections = Arc::new(ProjectionRunner::new(store.clone(), read_side).with_coalesce(READ_MODEL_COALESCE));
         let job_reactor = JobReactor::new(job_queue.clone(), checkpoints.clone(), config.ops.job_retry_delay);
         let dispatch = Arc::new(
             ProjectionRunner::new(
@@ -194,7 +196,9 @@ impl Local {
             "parley is serving"
         );
         let stop_for_server = stopped();
-        let server = axum::serve(listener, router).with_graceful_shutdown(stop_for_server);
+        // The peer address feeds sign-in throttling per client.
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let server = axum::serve(listener, service).with_graceful_shutdown(stop_for_server);
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);

@@ -9,7 +9,7 @@ use rand::RngCore;
 use crate::{Sealed, VaultError};
 
 /// Length of an AES-256 key in bytes.
-pub(crate) const KEY_LEN: usize = 32;
+pub const KEY_LEN: usize = 32;
 /// Length of an AES-GCM nonce in bytes (96 bits).
 pub(crate) const NONCE_LEN: usize = 12;
 
@@ -29,24 +29,25 @@ fn random_nonce() -> [u8; NONCE_LEN] {
 }
 
 /// An unwrapped data key, ready to use: its key schedule is computed once, so sealing a value
-/// is a single AES-GCM operation.
-pub(crate) struct DataKey {
+/// is a single AES-GCM operation. Adapters that keep their data keys elsewhere (a KMS) seal
+/// with it, so every adapter writes the same [`Sealed`] form.
+pub struct DataKey {
     id: String,
     cipher: Aes256Gcm,
 }
 
 impl DataKey {
-    pub(crate) fn new(id: String, key: &[u8; KEY_LEN]) -> Self {
+    pub fn new(id: String, key: &[u8; KEY_LEN]) -> Self {
         Self { id, cipher: Aes256Gcm::new(key.into()) }
     }
 
-    pub(crate) fn id(&self) -> &str {
+    pub fn id(&self) -> &str {
         &self.id
     }
 
     /// Encrypts `plaintext`, binding the ciphertext to this key's id as associated data so a
     /// ciphertext moved under another key id fails to open.
-    pub(crate) fn seal(&self, plaintext: &[u8]) -> Result<Sealed, VaultError> {
+    pub fn seal(&self, plaintext: &[u8]) -> Result<Sealed, VaultError> {
         let nonce = random_nonce();
         let ciphertext = self
             .cipher
@@ -56,7 +57,7 @@ impl DataKey {
     }
 
     /// Decrypts a value sealed under this key.
-    pub(crate) fn open(&self, sealed: &Sealed) -> Result<Vec<u8>, VaultError> {
+    pub fn open(&self, sealed: &Sealed) -> Result<Vec<u8>, VaultError> {
         let (nonce, ciphertext) = sealed.decode()?;
         self.cipher
             .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: sealed.k.as_bytes() })

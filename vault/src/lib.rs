@@ -23,6 +23,7 @@ mod sealed;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
+pub use cipher::{DataKey, KEY_LEN};
 pub use error::VaultError;
 pub use local::{LocalVault, DEFAULT_CACHE_CAPACITY};
 pub use port::Vault;

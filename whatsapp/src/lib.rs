@@ -14,10 +14,12 @@ pub mod graph_error;
 pub mod send;
 pub mod signature;
 pub mod simulator;
+pub mod templates;
 pub mod webhook;
 
 pub use client::{Credentials, GraphClient, SendError, WhatsAppApi};
 pub use errors::{classify, ErrorKind, RetryPolicy};
 pub use send::{SendAccepted, SendRequest};
 pub use signature::{sign, verify, SignatureError};
+pub use templates::{CreatedTemplate, RemoteTemplate, TemplateSubmission, WabaCredentials};
 pub use webhook::{parse, InboundMessage, StatusKind, StatusUpdate, WebhookError, WebhookItem, WebhookPayload};

@@ -13,7 +13,7 @@ use super::problem::Problem;
 use crate::app::App;
 use crate::auth::Caller;
 use crate::error::AppError;
-use crate::readmodel::{ConversationFilter, ConversationView, WindowFilter};
+use crate::readmodel::{AssigneeFilter, ConversationFilter, ConversationView, WindowFilter};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ContactRef {
@@ -43,6 +43,8 @@ pub struct ConversationOut {
     pub unread_count: u32,
     pub last_message: Option<LastMessage>,
     pub created_at: DateTime<Utc>,
+    /// The user handling the conversation.
+    pub assignee: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -78,6 +80,7 @@ async fn conversation_out(app: &App, c: ConversationView, now: DateTime<Utc>) ->
         unread_count: c.unread_count,
         last_message,
         created_at: c.created_at,
+        assignee: c.assignee,
     })
 }
 
@@ -89,6 +92,10 @@ pub struct ListConversations {
     /// `open` or `closed`: whether the 24h window is open now.
     pub window: Option<String>,
     pub number_id: Option<String>,
+    /// Conversations with a message carrying this tag.
+    pub tag: Option<String>,
+    /// A user id, or `none` for unassigned conversations.
+    pub assignee: Option<String>,
     pub cursor: Option<String>,
     /// 1 to 200, default 50.
     pub limit: Option<usize>,
@@ -116,7 +123,20 @@ pub async fn list(
         Some("closed") => Some(WindowFilter::Closed),
         Some(_) => return Err(AppError::validation("window", "must be open or closed")),
     };
-    let filter = ConversationFilter { state, window, number_id: q.number_id };
+    let tag = match q.tag.as_deref() {
+        None => None,
+        Some(t) => parley_domain::handling::normalise_tags(&[t.to_owned()])
+            .map_err(|_| AppError::validation("tag", "is not a valid tag"))?
+            .into_iter()
+            .next(),
+    };
+    let assignee = match q.assignee {
+        None => None,
+        Some(a) if a == "none" => Some(AssigneeFilter::Unassigned),
+        Some(a) if !a.is_empty() => Some(AssigneeFilter::User(a)),
+        Some(_) => return Err(AppError::validation("assignee", "must be a user id or `none`")),
+    };
+    let filter = ConversationFilter { state, window, number_id: q.number_id, tag, assignee };
     let now = app.clock.now();
     let page = app
         .read_models

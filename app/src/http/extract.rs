@@ -16,17 +16,28 @@ impl FromRequestParts<Arc<App>> for Caller {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .ok_or_else(|| AppError::Unauthorized("a bearer token is required".into()))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| AppError::Unauthorized("the Authorization header must be `Bearer <token>`".into()))?;
-        app.tokens.verify(token.trim())
+        let caller = app.tokens.verify(bearer_token(parts)?)?;
+        // Each tenant gets its share of the API, so one busy tenant cannot starve the others.
+        app.throttles
+            .per_tenant
+            .take(&caller.tenant_id, std::time::Instant::now())
+            .map_err(|retry_after_secs| AppError::RateLimited { retry_after_secs })?;
+        Ok(caller)
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(parts: &Parts) -> Result<&str, AppError> {
+    let header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .ok_or_else(|| AppError::Unauthorized("a bearer token is required".into()))?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or_else(|| AppError::Unauthorized("the Authorization header must be `Bearer <token>`".into()))?;
+    Ok(token.trim())
 }
 
 /// `axum::Json` with problem+json rejections.

@@ -40,6 +40,8 @@ pub struct MessageOut {
     pub wa_id: String,
     pub attempts: u32,
     pub timestamps: StatusTimes,
+    /// Deleted: `content` is null, the recorded events stay.
+    pub deleted: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -73,6 +75,7 @@ async fn message_out(app: &App, m: MessageView) -> Result<MessageOut, AppError> 
         wa_id: m.wa_id,
         attempts: m.attempts,
         timestamps: StatusTimes { sent: m.sent_at, delivered: m.delivered_at, read: m.read_at, failed: m.failed_at },
+        deleted: m.deleted,
     })
 }
 

@@ -1,9 +1,14 @@
 //! The HTTP API (SPEC 5): one axum router serves it locally and inside each
 //! Lambda function.
 
+pub mod audit;
+pub mod auth;
 pub mod blobs;
+pub mod contacts;
 pub mod conversations;
 pub mod extract;
+pub mod handling;
+pub mod members;
 pub mod messages;
 pub mod numbers;
 pub mod openapi;
@@ -16,7 +21,7 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::Serialize;
 use tower_http::trace::TraceLayer;
@@ -34,9 +39,20 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/openapi.json", get(openapi::serve))
         .route("/v1/numbers", get(numbers::list).post(numbers::register))
         .route("/v1/messages", get(messages::list).post(messages::send))
-        .route("/v1/messages/{id}", get(messages::get))
+        .route("/v1/messages/{id}", get(messages::get).delete(handling::delete_message))
+        .route("/v1/messages/{id}/tags", get(handling::get_tags).put(handling::put_tags))
+        .route("/v1/contacts", get(contacts::list).post(contacts::create))
+        .route("/v1/contacts/import", post(contacts::import))
+        .route("/v1/contacts/{wa_id}", get(contacts::get).patch(contacts::update))
+        .route("/v1/contacts/{wa_id}/opt-out", post(contacts::opt_out))
+        .route("/v1/contacts/{wa_id}/opt-in", post(contacts::opt_in))
+        .route("/v1/settings/opt-keywords", get(contacts::get_keywords).put(contacts::put_keywords))
         .route("/v1/conversations", get(conversations::list))
-        .route("/v1/conversations/{id}", get(conversations::get));
+        .route("/v1/conversations/{id}", get(conversations::get))
+        .route("/v1/conversations/{id}/resolve", post(handling::resolve))
+        .route("/v1/conversations/{id}/assign", post(handling::assign))
+        .route("/v1/conversations/{id}/read", post(handling::read))
+        .merge(auth::routes());
     with_edges(routes, app)
 }
 

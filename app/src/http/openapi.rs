@@ -48,9 +48,14 @@ impl Modify for BearerAuth {
 }
 
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi().merge_from(super::auth::IdentityApi::openapi());
+    doc.merge(super::handling::HandlingApi::openapi());
+    doc.merge(super::contacts::ContactsApi::openapi());
+    doc
 }
 
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
 pub async fn serve() -> impl IntoResponse {
     axum::Json(document())
 }

@@ -25,6 +25,9 @@ pub struct Problem {
     /// When the customer-service window closed, for `window_closed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window_closed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Seconds to wait before retrying, for 429 answers (also sent as `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -37,6 +40,7 @@ impl Problem {
             code: code.to_owned(),
             field: None,
             window_closed_at: None,
+            retry_after: None,
         }
     }
 }
@@ -54,6 +58,9 @@ impl IntoResponse for Problem {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
+        }
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -111,6 +118,19 @@ impl From<&AppError> for Problem {
             AppError::Busy => {
                 Problem::new(S::SERVICE_UNAVAILABLE, "busy", "Busy", "too many concurrent changes; retry shortly")
             }
+            AppError::Identity(e) => super::auth::identity_problem(e),
+            AppError::RateLimited { retry_after_secs } => Problem {
+                retry_after: Some(*retry_after_secs),
+                ..Problem::new(
+                    S::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "Too many requests",
+                    format!("this tenant's request rate is exceeded; retry in {retry_after_secs} s"),
+                )
+            },
+            AppError::Upstream(d) => {
+                Problem::new(S::BAD_GATEWAY, "whatsapp_error", "WhatsApp did not accept the call", d.clone())
+            }
             AppError::Store(_) | AppError::Vault(_) | AppError::Internal(_) => Problem::new(
                 S::INTERNAL_SERVER_ERROR,
                 "internal_error",
@@ -123,7 +143,13 @@ impl From<&AppError> for Problem {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        if matches!(self, AppError::Store(_) | AppError::Vault(_) | AppError::Internal(_)) {
+        if matches!(
+            self,
+            AppError::Store(_)
+                | AppError::Vault(_)
+                | AppError::Internal(_)
+                | AppError::Identity(crate::identity::IdentityError::Unavailable(_))
+        ) {
             tracing::error!(error = %self, "request failed");
         }
         Problem::from(&self).into_response()

@@ -7,6 +7,9 @@
 
 pub mod analytics;
 pub mod billing;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+mod contacts;
 pub mod cursor;
 pub mod jobs;
 pub mod ops;
@@ -41,6 +44,8 @@ pub struct MessageView {
     pub read_at: Option<DateTime<Utc>>,
     pub failed_at: Option<DateTime<Utc>>,
     pub attempts: u32,
+    /// Deleted by an agent: `content` is null.
+    pub deleted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +62,8 @@ pub struct ConversationView {
     pub last_message: Option<Value>,
     pub created_at: DateTime<Utc>,
     pub activity_at: DateTime<Utc>,
+    /// The user handling the conversation.
+    pub assignee: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +74,27 @@ pub struct NumberView {
     pub waba_id: String,
     pub throughput_per_second: u32,
     pub registered_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactView {
+    pub wa_id: String,
+    /// Possibly sealed.
+    pub name: Value,
+    pub opted_out: bool,
+    pub opt_changed_at: Option<DateTime<Utc>>,
+    /// `keyword`, `api` or `whats_app`, for the last opt change.
+    pub opt_source: Option<String>,
+    pub tags: Vec<String>,
+    /// Possibly sealed.
+    pub attributes: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ContactFilter {
+    pub opted_out: Option<bool>,
+    pub tag: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +114,15 @@ pub struct ConversationFilter {
     pub state: Option<String>,
     pub window: Option<WindowFilter>,
     pub number_id: Option<String>,
+    /// Conversations holding a message with this tag.
+    pub tag: Option<String>,
+    pub assignee: Option<AssigneeFilter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    Unassigned,
+    User(String),
 }
 
 /// A conversation whose window has closed but is not yet marked expired.
@@ -118,6 +155,14 @@ pub trait ReadModels: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Page<ConversationView>, AppError>;
     async fn numbers(&self, tenant_id: &str) -> Result<Vec<NumberView>, AppError>;
+    /// A tenant's contacts by `wa_id`.
+    async fn contacts(
+        &self,
+        tenant_id: &str,
+        filter: &ContactFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ContactView>, AppError>;
     /// Numbers whose webhook verify token has this SHA-256 (hex).
     async fn numbers_with_verify_token(&self, verify_token_sha256: &str) -> Result<Vec<NumberView>, AppError>;
     async fn closed_windows(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<ClosedWindow>, AppError>;

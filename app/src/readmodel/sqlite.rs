@@ -17,7 +17,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    cursor, ClosedWindow, ConversationFilter, ConversationView, MessageView, NumberView, Page, ReadModels, WindowFilter,
+    cursor, AssigneeFilter, ClosedWindow, ContactFilter, ContactView, ConversationFilter, ConversationView,
+    MessageView, NumberView, Page, ReadModels, WindowFilter,
 };
 use crate::error::AppError;
 
@@ -29,14 +30,18 @@ CREATE TABLE IF NOT EXISTS messages (
     status TEXT NOT NULL, wamid TEXT, created_at INTEGER NOT NULL, content TEXT NOT NULL,
     error TEXT, tags TEXT NOT NULL DEFAULT '[]', attempts INTEGER NOT NULL DEFAULT 0,
     sent_at INTEGER, delivered_at INTEGER, read_at INTEGER, played_at INTEGER, failed_at INTEGER,
-    version INTEGER NOT NULL, PRIMARY KEY (tenant_id, id));
+    deleted INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL, PRIMARY KEY (tenant_id, id));
+CREATE TABLE IF NOT EXISTS message_tags (
+    tenant_id TEXT NOT NULL, conversation_id TEXT NOT NULL, message_id TEXT NOT NULL, tag TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, message_id, tag));
+CREATE INDEX IF NOT EXISTS message_tags_by_tag ON message_tags(tenant_id, tag, conversation_id);
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(tenant_id, conversation_id, created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS messages_by_time ON messages(tenant_id, created_at DESC, id DESC);
 CREATE TABLE IF NOT EXISTS conversations (
     tenant_id TEXT NOT NULL, id TEXT NOT NULL, number_id TEXT NOT NULL, wa_id TEXT NOT NULL,
     contact_name TEXT NOT NULL DEFAULT 'null', state TEXT NOT NULL, window_closes_at INTEGER,
     window_expired INTEGER NOT NULL DEFAULT 0, unread_count INTEGER NOT NULL DEFAULT 0,
-    last_message TEXT, created_at INTEGER NOT NULL, activity_at INTEGER NOT NULL,
+    last_message TEXT, created_at INTEGER NOT NULL, activity_at INTEGER NOT NULL, assignee TEXT,
     version INTEGER NOT NULL, PRIMARY KEY (tenant_id, id));
 CREATE INDEX IF NOT EXISTS conversations_by_activity ON conversations(tenant_id, activity_at DESC, id DESC);
 CREATE TABLE IF NOT EXISTS numbers (
@@ -45,6 +50,11 @@ CREATE TABLE IF NOT EXISTS numbers (
     registered_at INTEGER NOT NULL, version INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS numbers_by_tenant ON numbers(tenant_id, phone_number_id);
 CREATE INDEX IF NOT EXISTS numbers_by_verify_token ON numbers(verify_token_sha256);
+CREATE TABLE IF NOT EXISTS contacts (
+    tenant_id TEXT NOT NULL, wa_id TEXT NOT NULL, name TEXT NOT NULL DEFAULT 'null',
+    opted_out INTEGER NOT NULL DEFAULT 0, opt_changed_at INTEGER, opt_source TEXT,
+    tags TEXT NOT NULL DEFAULT '[]', attributes TEXT NOT NULL DEFAULT '{}', created_at INTEGER NOT NULL,
+    version INTEGER NOT NULL, PRIMARY KEY (tenant_id, wa_id));
 CREATE INDEX IF NOT EXISTS conversations_closing ON conversations(window_expired, window_closes_at);
 ";
 
@@ -58,15 +68,15 @@ pub struct SqliteReadModels {
     next_reader: std::sync::atomic::AtomicUsize,
 }
 
-fn micros(t: DateTime<Utc>) -> i64 {
+pub(super) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-fn from_micros(m: i64) -> DateTime<Utc> {
+pub(super) fn from_micros(m: i64) -> DateTime<Utc> {
     Utc.timestamp_micros(m).single().unwrap_or_default()
 }
 
-fn parse_time(v: &Value) -> Option<i64> {
+pub(super) fn parse_time(v: &Value) -> Option<i64> {
     v.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| micros(t.with_timezone(&Utc)))
 }
 
@@ -100,6 +110,7 @@ impl SqliteReadModels {
             SqliteProjection::shared(self.clone(), Kind::Messages),
             SqliteProjection::shared(self.clone(), Kind::Conversations),
             SqliteProjection::shared(self.clone(), Kind::Numbers),
+            SqliteProjection::shared(self.clone(), Kind::Contacts),
         ]
     }
 
@@ -130,6 +141,7 @@ enum Kind {
     Messages,
     Conversations,
     Numbers,
+    Contacts,
 }
 
 impl Kind {
@@ -138,6 +150,7 @@ impl Kind {
             Kind::Messages => "messages",
             Kind::Conversations => "conversations",
             Kind::Numbers => "numbers",
+            Kind::Contacts => "contacts",
         }
     }
 
@@ -152,6 +165,7 @@ impl Kind {
             Kind::Messages => e.stream_id.contains("/message/"),
             Kind::Conversations => e.stream_id.contains("/conversation/"),
             Kind::Numbers => e.event_type == "NumberRegistered",
+            Kind::Contacts => e.stream_id.contains("/contact/"),
         }
     }
 }
@@ -222,6 +236,7 @@ impl Projection for SqliteProjection {
                         Kind::Messages => project_message(&tx, e)?,
                         Kind::Conversations => project_conversation(&tx, e)?,
                         Kind::Numbers => project_number(&tx, e)?,
+                        Kind::Contacts => super::contacts::project_contact(&tx, e)?,
                     }
                 }
                 tx.execute(
@@ -247,6 +262,9 @@ impl Projection for SqliteProjection {
             .write(move |c| {
                 let tx = c.transaction()?;
                 tx.execute(&format!("DELETE FROM {}", kind.table()), [])?;
+                if kind == Kind::Messages {
+                    tx.execute("DELETE FROM message_tags", [])?;
+                }
                 tx.execute("DELETE FROM checkpoints WHERE name = ?1", params![kind.name()])?;
                 tx.commit()?;
                 Ok(())
@@ -317,6 +335,25 @@ fn project_message(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), AppErr
                     .execute(params![tenant, id, json("failure")])?;
             }
             refresh_status(tx, tenant, &id)?;
+        }
+        "MessageDeleted" => {
+            tx.prepare_cached(
+                "UPDATE messages SET content = 'null', deleted = 1, version = ?3 WHERE tenant_id = ?1 AND id = ?2",
+            )?
+            .execute(params![tenant, id, v])?;
+        }
+        "MessageTagged" => {
+            let tags = d.get("tags").cloned().unwrap_or(Value::Array(Vec::new()));
+            tx.prepare_cached("UPDATE messages SET tags = ?3, version = ?4 WHERE tenant_id = ?1 AND id = ?2")?
+                .execute(params![tenant, id, tags.to_string(), v])?;
+            tx.prepare_cached("DELETE FROM message_tags WHERE tenant_id = ?1 AND message_id = ?2")?
+                .execute(params![tenant, id])?;
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO message_tags(tenant_id, conversation_id, message_id, tag)
+                 SELECT m.tenant_id, m.conversation_id, m.id, t.value FROM messages m, json_each(?3) t
+                 WHERE m.tenant_id = ?1 AND m.id = ?2",
+            )?
+            .execute(params![tenant, id, tags.to_string()])?;
         }
         _ => {}
     }
@@ -401,6 +438,23 @@ fn project_conversation(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), A
             tx.prepare_cached("UPDATE conversations SET state = ?3, version = ?4 WHERE tenant_id = ?1 AND id = ?2")?
                 .execute(params![tenant, id, state, v])?;
         }
+        "ConversationAssigned" => {
+            tx.prepare_cached("UPDATE conversations SET assignee = ?3, version = ?4 WHERE tenant_id = ?1 AND id = ?2")?
+                .execute(params![tenant, id, d.get("assignee").and_then(Value::as_str), v])?;
+        }
+        "ConversationMarkedRead" => {
+            tx.prepare_cached(
+                "UPDATE conversations SET unread_count = 0, version = ?3 WHERE tenant_id = ?1 AND id = ?2",
+            )?
+            .execute(params![tenant, id, v])?;
+        }
+        "ConversationMessageDeleted" => {
+            tx.prepare_cached(
+                "UPDATE conversations SET last_message = json_set(last_message, '$.text', json('null')), version = ?4
+                 WHERE tenant_id = ?1 AND id = ?2 AND json_extract(last_message, '$.message_id') = ?3",
+            )?
+            .execute(params![tenant, id, s("message_id"), v])?;
+        }
         _ => {}
     }
     Ok(())
@@ -442,7 +496,7 @@ fn number_row(r: &Row<'_>) -> rusqlite::Result<NumberView> {
 
 const MESSAGE_COLUMNS: &str =
     "id, conversation_id, number_id, wa_id, direction, kind, status, wamid, created_at, content,
-    error, tags, sent_at, delivered_at, read_at, failed_at, attempts";
+    error, tags, sent_at, delivered_at, read_at, failed_at, attempts, deleted";
 
 fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
     let uuid = |i: usize| -> rusqlite::Result<Uuid> {
@@ -473,11 +527,13 @@ fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
         read_at: time(14)?,
         failed_at: time(15)?,
         attempts: r.get(16)?,
+        deleted: r.get::<_, i64>(17)? != 0,
     })
 }
 
 const CONVERSATION_COLUMNS: &str =
-    "id, number_id, wa_id, contact_name, state, window_closes_at, unread_count, last_message, created_at, activity_at";
+    "id, number_id, wa_id, contact_name, state, window_closes_at, unread_count, last_message, created_at, activity_at,
+    assignee";
 
 fn conversation_row(r: &Row<'_>) -> rusqlite::Result<ConversationView> {
     let id: String = r.get(0)?;
@@ -498,6 +554,7 @@ fn conversation_row(r: &Row<'_>) -> rusqlite::Result<ConversationView> {
         last_message: Some(json(7)?).filter(|v| !v.is_null()),
         created_at: from_micros(r.get(8)?),
         activity_at: from_micros(r.get(9)?),
+        assignee: r.get(10)?,
     })
 }
 
@@ -573,17 +630,37 @@ impl ReadModels for SqliteReadModels {
                 Some(WindowFilter::Open) => 1,
                 Some(WindowFilter::Closed) => 2,
             };
+            let (assignee_mode, assignee) = match &filter.assignee {
+                None => (0, None),
+                Some(AssigneeFilter::Unassigned) => (1, None),
+                Some(AssigneeFilter::User(u)) => (2, Some(u.clone())),
+            };
             let sql = format!(
                 "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE tenant_id = ?1
                  AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR number_id = ?3)
                  AND (?4 = 0 OR (?4 = 1 AND COALESCE(window_closes_at, 0) > ?5)
                              OR (?4 = 2 AND COALESCE(window_closes_at, 0) <= ?5))
                  AND (activity_at < ?6 OR (activity_at = ?6 AND (?7 = '' OR id < ?7)))
+                 AND (?9 IS NULL OR EXISTS (SELECT 1 FROM message_tags t WHERE t.tenant_id = conversations.tenant_id
+                      AND t.tag = ?9 AND t.conversation_id = conversations.id))
+                 AND (?10 = 0 OR (?10 = 1 AND assignee IS NULL) OR (?10 = 2 AND assignee = ?11))
                  ORDER BY activity_at DESC, id DESC LIMIT ?8"
             );
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(
-                params![tenant, filter.state, filter.number_id, window, micros(now), at, id, limit as i64 + 1],
+                params![
+                    tenant,
+                    filter.state,
+                    filter.number_id,
+                    window,
+                    micros(now),
+                    at,
+                    id,
+                    limit as i64 + 1,
+                    filter.tag,
+                    assignee_mode,
+                    assignee
+                ],
                 conversation_row,
             )?;
             let mut items = rows.collect::<Result<Vec<_>, _>>()?;
@@ -607,6 +684,17 @@ impl ReadModels for SqliteReadModels {
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
+    }
+
+    async fn contacts(
+        &self,
+        tenant_id: &str,
+        filter: &ContactFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ContactView>, AppError> {
+        let (tenant, filter, cursor) = (tenant_id.to_owned(), filter.clone(), cursor.map(str::to_owned));
+        self.read(move |c| super::contacts::query_contacts(c, &tenant, &filter, cursor.as_deref(), limit)).await
     }
 
     async fn numbers_with_verify_token(&self, verify_token_sha256: &str) -> Result<Vec<NumberView>, AppError> {
@@ -649,5 +737,50 @@ impl ReadModels for SqliteReadModels {
             Ok(n as u64)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use parley_events::{Projection, RecordedEvent};
+
+    use super::SqliteReadModels;
+    use crate::error::AppError;
+    use crate::readmodel::conformance::{run_read_models_suite, Projector};
+    use crate::readmodel::ReadModels;
+
+    /// Applies events as the projection runner does: each projection takes
+    /// what lies past its checkpoint.
+    struct Runner(Vec<Arc<dyn Projection>>);
+
+    #[async_trait]
+    impl Projector for Runner {
+        async fn project(&self, events: &[RecordedEvent]) -> Result<(), AppError> {
+            for projection in &self.0 {
+                let checkpoint = projection.checkpoint().await.map_err(AppError::internal)?;
+                let fresh: Vec<RecordedEvent> =
+                    events.iter().filter(|e| e.global_position > checkpoint).cloned().collect();
+                projection.apply(&fresh).await.map_err(AppError::internal)?;
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn passes_the_read_models_suite() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let n = std::sync::atomic::AtomicU32::new(0);
+        run_read_models_suite(|| {
+            let path = dir.path().join(format!("rm-{}.db", n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+            async move {
+                let db = SqliteReadModels::open(&path).expect("open read models");
+                let runner = Arc::new(Runner(db.projections()));
+                (db as Arc<dyn ReadModels>, runner as Arc<dyn Projector>)
+            }
+        })
+        .await;
     }
 }

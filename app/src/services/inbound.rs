@@ -135,13 +135,14 @@ impl App {
         };
         let contact_target =
             Target { tenant_id: tenant, stream_id: ids::contact_stream(tenant, &msg.from), wa_id: Some(&msg.from) };
+        let keywords = self.tenant_keywords(tenant).await?;
         let observe = ObserveInbound {
             wa_id: &msg.from,
             profile_name,
             message_id,
             sent_at: msg.timestamp,
             text,
-            keywords: &self.settings.keywords,
+            keywords: &keywords,
         };
         let conversation = self.conversations.execute(&conversation_target, &meta, |s| {
             Ok::<_, AppError>(conversation::record_inbound(s, record.clone(), now))

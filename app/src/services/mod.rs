@@ -1,8 +1,10 @@
 //! The use cases: what Parley does for each request, webhook and queue message.
 
 pub mod billing;
+pub mod contacts;
 pub mod dispatcher;
 pub mod export;
+pub mod handling;
 pub mod inbound;
 pub mod invoice_pdf;
 pub mod jobs;

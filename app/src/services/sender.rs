@@ -41,6 +41,17 @@ impl OutboundJob {
     }
 }
 
+/// How a queue delivery was left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Done with, and removed from the queue.
+    Acked,
+    /// Still on the queue, out of sight until its backoff passes. An SQS
+    /// event source must report it as a batch item failure, or Lambda would
+    /// delete it.
+    RetryLater,
+}
+
 /// What should happen to the job next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
@@ -78,22 +89,28 @@ impl App {
     /// Handles one queue delivery: acknowledges it when done, schedules the
     /// follow-up job, and on an error leaves it to come back (and, after
     /// enough receives, to the dead-letter queue).
-    pub async fn handle_outbound_delivery(&self, delivery: &Delivery) -> Result<(), AppError> {
+    pub async fn handle_outbound_delivery(&self, delivery: &Delivery) -> Result<Handled, AppError> {
         let queue = &self.outbound_queue;
         let Ok(job) = serde_json::from_str::<OutboundJob>(&delivery.body) else {
             tracing::error!(body = %delivery.body, "unreadable outbound job dropped");
-            return queue.ack(&delivery.receipt).await.map_err(AppError::internal);
+            queue.ack(&delivery.receipt).await.map_err(AppError::internal)?;
+            return Ok(Handled::Acked);
         };
         match self.run_outbound_job(&job).await {
-            Ok(Next::Done) => queue.ack(&delivery.receipt).await.map_err(AppError::internal),
+            Ok(Next::Done) => {
+                queue.ack(&delivery.receipt).await.map_err(AppError::internal)?;
+                Ok(Handled::Acked)
+            }
             Ok(Next::Again(next, delay)) => {
                 queue.send(&next.to_body(), delay).await.map_err(AppError::internal)?;
-                queue.ack(&delivery.receipt).await.map_err(AppError::internal)
+                queue.ack(&delivery.receipt).await.map_err(AppError::internal)?;
+                Ok(Handled::Acked)
             }
             Err(e) => {
                 let delay = backoff(delivery.receive_count).to_std().unwrap_or(StdDuration::from_secs(2));
                 tracing::warn!(error = %e, ?job, receive_count = delivery.receive_count, "outbound job failed; will retry");
-                queue.retry_later(&delivery.receipt, delay).await.map_err(AppError::internal)
+                queue.retry_later(&delivery.receipt, delay).await.map_err(AppError::internal)?;
+                Ok(Handled::RetryLater)
             }
         }
     }

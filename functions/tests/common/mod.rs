@@ -300,6 +300,9 @@ async fn fake_send(
             return (StatusCode::from_u16(status).unwrap(), axum::Json(answer));
         }
     }
+    if body["status"] == "read" {
+        return (StatusCode::OK, axum::Json(json!({"success": true})));
+    }
     let wamid = {
         let mut w = fake.wamids.lock().unwrap();
         if w.is_empty() {

@@ -11,7 +11,8 @@ use thiserror::Error;
 use super::{Credentials, SendError, WhatsAppApi};
 use crate::errors::classify;
 use crate::graph_error::GraphErrorBody;
-use crate::send::{SendAccepted, SendRequest};
+use crate::send::{SendAccepted, SendRequest, MESSAGING_PRODUCT};
+use crate::templates::{CreatedTemplate, RemoteTemplate, TemplatePage, TemplateSubmission, WabaCredentials};
 
 /// Why a [`GraphClient`] could not be built.
 #[derive(Debug, Error)]
@@ -91,6 +92,23 @@ impl GraphClient {
     }
 }
 
+impl GraphClient {
+    /// `{base}/{version}/{waba_id}/{edge}`.
+    fn waba_url(&self, waba_id: &str, edge: &str) -> Result<Url, SendError> {
+        if waba_id.is_empty() {
+            return Err(SendError::NotSent("the WABA id is empty".to_owned()));
+        }
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| SendError::NotSent("the base URL cannot take a path".to_owned()))?
+            .pop_if_empty()
+            .push(&self.version)
+            .push(waba_id)
+            .push(edge);
+        Ok(url)
+    }
+}
+
 /// Checks a base URL once, at construction.
 fn parse_base(base_url: &str) -> Result<Url, ClientConfigError> {
     let invalid = |reason: String| ClientConfigError::BaseUrl { url: base_url.to_owned(), reason };
@@ -119,6 +137,90 @@ impl WhatsAppApi for GraphClient {
             .map_err(|error| SendError::Ambiguous(format!("reading the answer failed: {error}")))?;
         read_answer(status, &body)
     }
+
+    async fn mark_read(&self, creds: &Credentials, wamid: &str) -> Result<(), SendError> {
+        if wamid.is_empty() {
+            return Err(SendError::NotSent("the wamid is empty".to_owned()));
+        }
+        let url = self.messages_url(&creds.phone_number_id)?;
+        let body = serde_json::json!({ "messaging_product": MESSAGING_PRODUCT, "status": "read", "message_id": wamid });
+        let response =
+            self.http.post(url).bearer_auth(&creds.access_token).json(&body).send().await.map_err(transport_error)?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| SendError::Ambiguous(format!("reading the answer failed: {error}")))?;
+        read_success(status, &body)
+    }
+
+    async fn create_template(
+        &self,
+        creds: &WabaCredentials,
+        template: &TemplateSubmission,
+    ) -> Result<CreatedTemplate, SendError> {
+        let url = self.waba_url(&creds.waba_id, "message_templates")?;
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(&creds.access_token)
+            .json(template)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let (status, body) = read_body(response).await?;
+        if !status.is_success() {
+            return Err(read_error(status, &body));
+        }
+        serde_json::from_slice(&body).map_err(|error| SendError::Protocol {
+            http_status: status.as_u16(),
+            detail: format!("unexpected success body: {error}"),
+        })
+    }
+
+    async fn list_templates(&self, creds: &WabaCredentials) -> Result<Vec<RemoteTemplate>, SendError> {
+        let mut url = self.waba_url(&creds.waba_id, "message_templates")?;
+        url.query_pairs_mut().append_pair("limit", "100");
+        let mut out = Vec::new();
+        // Follow `paging.next`, bounded: a business account has at most a few thousand templates.
+        for _ in 0..MAX_TEMPLATE_PAGES {
+            let response =
+                self.http.get(url.clone()).bearer_auth(&creds.access_token).send().await.map_err(transport_error)?;
+            let (status, body) = read_body(response).await?;
+            if !status.is_success() {
+                return Err(read_error(status, &body));
+            }
+            let page: TemplatePage = serde_json::from_slice(&body).map_err(|error| SendError::Protocol {
+                http_status: status.as_u16(),
+                detail: format!("unexpected template list: {error}"),
+            })?;
+            out.extend(page.data);
+            match page.paging.and_then(|p| p.next).and_then(|n| Url::parse(&n).ok()) {
+                // Only follow links to the same host: the token goes with them.
+                Some(next) if next.host_str() == url.host_str() && next.port() == url.port() => url = next,
+                _ => return Ok(out),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete_template(&self, creds: &WabaCredentials, name: &str) -> Result<(), SendError> {
+        let mut url = self.waba_url(&creds.waba_id, "message_templates")?;
+        url.query_pairs_mut().append_pair("name", name);
+        let response = self.http.delete(url).bearer_auth(&creds.access_token).send().await.map_err(transport_error)?;
+        let (status, body) = read_body(response).await?;
+        read_success(status, &body)
+    }
+}
+
+/// At most this many pages of templates are read in one listing.
+const MAX_TEMPLATE_PAGES: usize = 50;
+
+async fn read_body(response: reqwest::Response) -> Result<(StatusCode, bytes::Bytes), SendError> {
+    let status = response.status();
+    let body =
+        response.bytes().await.map_err(|error| SendError::Ambiguous(format!("reading the answer failed: {error}")))?;
+    Ok((status, body))
 }
 
 /// Sorts a transport failure by whether the request can have reached Meta.
@@ -154,16 +256,34 @@ fn read_answer(status: StatusCode, body: &[u8]) -> Result<SendAccepted, SendErro
         return SendAccepted::from_response_body(body)
             .map_err(|error| SendError::Protocol { http_status, detail: format!("unexpected success body: {error}") });
     }
+    Err(read_error(status, body))
+}
+
+/// Reads an answer of the shape `{"success": true}` (mark as read, deletes).
+fn read_success(status: StatusCode, body: &[u8]) -> Result<(), SendError> {
+    let http_status = status.as_u16();
+    if !status.is_success() {
+        return Err(read_error(status, body));
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) if v.get("success").and_then(serde_json::Value::as_bool) == Some(true) => Ok(()),
+        _ => Err(SendError::Protocol { http_status, detail: "the answer does not say success".to_owned() }),
+    }
+}
+
+/// Turns an error answer into a [`SendError`].
+fn read_error(status: StatusCode, body: &[u8]) -> SendError {
+    let http_status = status.as_u16();
     match serde_json::from_slice::<GraphErrorBody>(body) {
-        Ok(GraphErrorBody { error }) => Err(SendError::Api {
+        Ok(GraphErrorBody { error }) => SendError::Api {
             http_status,
             code: error.code,
             subcode: error.error_subcode,
             message: error.full_message(),
             kind: classify(http_status, Some(error.code)),
             fbtrace_id: error.fbtrace_id,
-        }),
-        Err(error) => Err(SendError::Protocol { http_status, detail: format!("unexpected error body: {error}") }),
+        },
+        Err(error) => SendError::Protocol { http_status, detail: format!("unexpected error body: {error}") },
     }
 }
 

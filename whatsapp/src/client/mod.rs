@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use crate::errors::{classify, ErrorKind, RetryPolicy};
 use crate::send::{SendAccepted, SendRequest};
+use crate::templates::{CreatedTemplate, RemoteTemplate, TemplateSubmission, WabaCredentials};
 
 pub use graph::{ClientConfigError, GraphClient};
 
@@ -38,6 +39,23 @@ impl fmt::Debug for Credentials {
 pub trait WhatsAppApi: Send + Sync + 'static {
     /// Sends one message from the number of `creds`.
     async fn send(&self, creds: &Credentials, request: &SendRequest) -> Result<SendAccepted, SendError>;
+
+    /// Tells WhatsApp that the business read the customer's message `wamid`
+    /// (and, by WhatsApp's rules, every earlier one): the customer sees blue ticks.
+    async fn mark_read(&self, creds: &Credentials, wamid: &str) -> Result<(), SendError>;
+
+    /// Submits a template for review by WhatsApp.
+    async fn create_template(
+        &self,
+        creds: &WabaCredentials,
+        template: &TemplateSubmission,
+    ) -> Result<CreatedTemplate, SendError>;
+
+    /// Every template of the business account, with its review status.
+    async fn list_templates(&self, creds: &WabaCredentials) -> Result<Vec<RemoteTemplate>, SendError>;
+
+    /// Deletes every language of the template `name`.
+    async fn delete_template(&self, creds: &WabaCredentials, name: &str) -> Result<(), SendError>;
 }
 
 /// Why a send did not succeed.

@@ -157,6 +157,8 @@ pub struct Simulator {
     sender: WebhookSender,
     ids: WamidGenerator,
     sent: Mutex<VecDeque<SentRecord>>,
+    /// Templates submitted, per business account.
+    templates: Mutex<std::collections::HashMap<String, Vec<crate::templates::RemoteTemplate>>>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -185,7 +187,46 @@ impl Simulator {
             sender,
             ids: WamidGenerator::default(),
             sent: Mutex::new(VecDeque::with_capacity(SENT_LOG_CAPACITY)),
+            templates: Mutex::default(),
         })
+    }
+
+    /// Stores a submitted template; the simulator approves every template
+    /// at once (Meta reviews for real). A second submission of the same name
+    /// and language is refused, as Meta does.
+    pub(crate) fn submit_template(
+        &self,
+        waba_id: &str,
+        t: crate::templates::TemplateSubmission,
+    ) -> Option<crate::templates::CreatedTemplate> {
+        let mut all = self.templates.lock().unwrap_or_else(|e| e.into_inner());
+        let list = all.entry(waba_id.to_owned()).or_default();
+        if list.iter().any(|r| r.name == t.name && r.language == t.language) {
+            return None;
+        }
+        let id = format!("{}", 1_000_000_000_000_000u64 + rand::random::<u32>() as u64);
+        list.push(crate::templates::RemoteTemplate {
+            id: id.clone(),
+            name: t.name,
+            language: t.language,
+            status: "APPROVED".into(),
+            category: t.category.clone(),
+            components: t.components,
+            rejected_reason: Some("NONE".into()),
+        });
+        Some(crate::templates::CreatedTemplate { id, status: "APPROVED".into(), category: Some(t.category) })
+    }
+
+    pub(crate) fn templates_of(&self, waba_id: &str) -> Vec<crate::templates::RemoteTemplate> {
+        self.templates.lock().unwrap_or_else(|e| e.into_inner()).get(waba_id).cloned().unwrap_or_default()
+    }
+
+    pub(crate) fn delete_templates(&self, waba_id: &str, name: &str) -> bool {
+        let mut all = self.templates.lock().unwrap_or_else(|e| e.into_inner());
+        let list = all.entry(waba_id.to_owned()).or_default();
+        let before = list.len();
+        list.retain(|t| t.name != name);
+        list.len() != before
     }
 
     /// The configuration.

@@ -31,8 +31,14 @@ const CODE_UNKNOWN_PATH: i64 = 2500;
 /// `POST /_inbound/{phone_number_id}`.
 pub fn router(sim: Arc<Simulator>) -> Router {
     Router::new()
-        .route("/{version}/{phone_number_id}/messages", post(send_message))
+        // One name for the Graph object id in every route: the router needs
+        // the same parameter name at the same position.
+        .route("/{version}/{object_id}/messages", post(send_message))
         .route("/_inbound/{phone_number_id}", post(inbound))
+        .route(
+            "/{version}/{object_id}/message_templates",
+            post(create_template).get(list_templates).delete(delete_template),
+        )
         .with_state(sim)
 }
 
@@ -87,6 +93,76 @@ async fn send_message(
         }
         Ok(SendBody::MarkRead { .. }) => (StatusCode::OK, Json(json!({ "success": true }))).into_response(),
         Err(reason) => invalid_parameter(reason),
+    }
+}
+
+/// Checks the version and that a bearer token is present: the simulator
+/// does not know which token belongs to which business account.
+fn check_waba_call(version: &str, waba_id: &str, headers: &HeaderMap) -> Result<(), Response> {
+    if !is_api_version(version) || waba_id.is_empty() || !waba_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(graph_error(
+            StatusCode::BAD_REQUEST,
+            GraphError::new(CODE_UNKNOWN_PATH, format!("Unknown path components: /{version}/{waba_id}"), None),
+        ));
+    }
+    if bearer_token(headers).is_none() {
+        return Err(invalid_token("An access token is required to request this resource."));
+    }
+    Ok(())
+}
+
+/// `POST /{version}/{waba_id}/message_templates`.
+async fn create_template(
+    State(sim): State<Arc<Simulator>>,
+    Path((version, waba_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = check_waba_call(&version, &waba_id, &headers) {
+        return r;
+    }
+    let submission = match serde_json::from_slice::<crate::templates::TemplateSubmission>(&body) {
+        Ok(s) if !s.name.is_empty() && !s.language.is_empty() && !s.components.is_empty() => s,
+        Ok(_) => return invalid_parameter("name, language and components are required".to_owned()),
+        Err(e) => return invalid_parameter(format!("the body is not a template: {e}")),
+    };
+    match sim.submit_template(&waba_id, submission) {
+        Some(created) => (StatusCode::OK, Json(created)).into_response(),
+        None => invalid_parameter("a template with this name and language exists already".to_owned()),
+    }
+}
+
+/// `GET /{version}/{waba_id}/message_templates`.
+async fn list_templates(
+    State(sim): State<Arc<Simulator>>,
+    Path((version, waba_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = check_waba_call(&version, &waba_id, &headers) {
+        return r;
+    }
+    (StatusCode::OK, Json(json!({ "data": sim.templates_of(&waba_id) }))).into_response()
+}
+
+#[derive(Deserialize)]
+struct DeleteTemplate {
+    name: String,
+}
+
+/// `DELETE /{version}/{waba_id}/message_templates?name=`.
+async fn delete_template(
+    State(sim): State<Arc<Simulator>>,
+    Path((version, waba_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<DeleteTemplate>,
+) -> Response {
+    if let Err(r) = check_waba_call(&version, &waba_id, &headers) {
+        return r;
+    }
+    if sim.delete_templates(&waba_id, &q.name) {
+        (StatusCode::OK, Json(json!({ "success": true }))).into_response()
+    } else {
+        invalid_parameter(format!("no template named {}", q.name))
     }
 }
 

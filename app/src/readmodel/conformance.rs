@@ -1,0 +1,402 @@
+//! The conformance suite of the read-model port: every adapter must pass it.
+//!
+//! The suite feeds events through the adapter's projector and checks what
+//! the queries answer. A projector is what runs the projections in
+//! production (the SQLite one behind its checkpoints, the DynamoDB one
+//! behind its per-row versions), so redelivered events must change nothing.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use parley_events::RecordedEvent;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{ConversationFilter, ReadModels, WindowFilter};
+use crate::error::AppError;
+
+/// Applies events to read models the way the adapter's runtime does.
+#[async_trait]
+pub trait Projector: Send + Sync {
+    async fn project(&self, events: &[RecordedEvent]) -> Result<(), AppError>;
+}
+
+/// Runs every case, each against fresh, empty read models from `make`.
+pub async fn run_read_models_suite<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = (Arc<dyn ReadModels>, Arc<dyn Projector>)>,
+{
+    let (models, projector) = make().await;
+    messages_are_listed_newest_first_per_conversation_and_tenant(models, projector).await;
+    let (models, projector) = make().await;
+    statuses_follow_the_domain_rule_in_any_order(models, projector).await;
+    let (models, projector) = make().await;
+    conversations_track_previews_windows_and_state(models, projector).await;
+    let (models, projector) = make().await;
+    closed_windows_are_listed_until_expired(models, projector).await;
+    let (models, projector) = make().await;
+    numbers_are_found_by_tenant_and_verify_token(models, projector).await;
+    let (models, projector) = make().await;
+    redelivered_events_change_nothing(models, projector).await;
+}
+
+const TENANT: &str = "tenant-rm";
+
+/// Builds events the way the store records them: per-stream versions and
+/// log positions counting up.
+struct Log {
+    position: u64,
+    versions: std::collections::HashMap<String, u64>,
+}
+
+impl Log {
+    fn new() -> Self {
+        Log { position: 0, versions: Default::default() }
+    }
+
+    fn event(&mut self, tenant: &str, stream: &str, event_type: &str, data: Value) -> RecordedEvent {
+        self.position += 1;
+        let version = self.versions.entry(stream.to_owned()).or_default();
+        *version += 1;
+        RecordedEvent {
+            event_id: Uuid::now_v7(),
+            stream_id: stream.to_owned(),
+            version: *version,
+            tenant_id: tenant.to_owned(),
+            event_type: event_type.to_owned(),
+            schema_version: 1,
+            occurred_at: Utc::now(),
+            recorded_at: Utc::now(),
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+            actor: "conformance".into(),
+            data,
+            global_position: self.position,
+        }
+    }
+}
+
+fn message_stream(tenant: &str, id: Uuid) -> String {
+    format!("{tenant}/message/{id}")
+}
+
+fn conversation_stream(tenant: &str, id: Uuid) -> String {
+    format!("{tenant}/conversation/{id}")
+}
+
+/// A fixed instant `minutes` after a base time, at microsecond precision.
+fn at(minutes: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_760_000_000, 123_456_000).single().unwrap_or_default() + Duration::minutes(minutes)
+}
+
+fn text(time: DateTime<Utc>) -> String {
+    time.to_rfc3339()
+}
+
+/// A sealed value as the vault leaves it: opaque to the read models.
+fn sealed(label: &str) -> Value {
+    json!({ "sealed": { "key": "k1", "ciphertext": format!("c2VhbGVk-{label}") } })
+}
+
+fn received(conversation: Uuid, wamid: &str, minutes: i64) -> Value {
+    json!({
+        "conversation_id": conversation, "number_id": "pn-1", "wa_id": "491700000001", "kind": "text",
+        "wamid": wamid, "sent_at": text(at(minutes)), "content": { "text": sealed(wamid) },
+    })
+}
+
+fn queued(conversation: Uuid, minutes: i64) -> Value {
+    json!({
+        "conversation_id": conversation, "number_id": "pn-1", "wa_id": "491700000001", "kind": "text",
+        "queued_at": text(at(minutes)), "content": { "text": sealed("out") },
+    })
+}
+
+async fn project(projector: &Arc<dyn Projector>, events: &[RecordedEvent]) {
+    projector.project(events).await.unwrap_or_else(|e| panic!("projecting {} events failed: {e}", events.len()));
+}
+
+async fn messages_are_listed_newest_first_per_conversation_and_tenant(
+    models: Arc<dyn ReadModels>,
+    projector: Arc<dyn Projector>,
+) {
+    let mut log = Log::new();
+    let (conv_a, conv_b) = (Uuid::now_v7(), Uuid::now_v7());
+    let ids: Vec<Uuid> = (0..4).map(|_| Uuid::now_v7()).collect();
+    let events = vec![
+        log.event(TENANT, &message_stream(TENANT, ids[0]), "MessageReceived", received(conv_a, "wamid.0", 1)),
+        log.event(TENANT, &message_stream(TENANT, ids[1]), "MessageQueued", queued(conv_a, 3)),
+        log.event(TENANT, &message_stream(TENANT, ids[2]), "MessageReceived", received(conv_a, "wamid.2", 2)),
+        log.event(TENANT, &message_stream(TENANT, ids[3]), "MessageReceived", received(conv_b, "wamid.3", 4)),
+        log.event(
+            "other-tenant",
+            &message_stream("other-tenant", Uuid::now_v7()),
+            "MessageReceived",
+            received(conv_a, "x", 9),
+        ),
+    ];
+    project(&projector, &events).await;
+
+    let first = models.message(TENANT, ids[0]).await.expect("message").expect("message 0 exists");
+    assert_eq!((first.id, first.conversation_id), (ids[0], conv_a));
+    assert_eq!((first.direction.as_str(), first.status.as_str()), ("inbound", "delivered"));
+    assert_eq!((first.number_id.as_str(), first.wa_id.as_str(), first.kind.as_str()), ("pn-1", "491700000001", "text"));
+    assert_eq!(first.wamid.as_deref(), Some("wamid.0"));
+    assert_eq!(first.created_at, at(1));
+    assert_eq!(first.content, json!({ "text": sealed("wamid.0") }), "content stays sealed");
+    assert_eq!((first.error.as_ref(), first.tags.len(), first.attempts), (None, 0, 0));
+    let outbound = models.message(TENANT, ids[1]).await.expect("message").expect("message 1 exists");
+    assert_eq!((outbound.direction.as_str(), outbound.status.as_str()), ("outbound", "queued"));
+    assert_eq!((outbound.wamid.as_deref(), outbound.created_at), (None, at(3)));
+    assert!(models.message("other-tenant", ids[0]).await.expect("message").is_none(), "tenants are apart");
+
+    let page = models.messages(TENANT, Some(conv_a), None, 2).await.expect("messages");
+    assert_eq!(page.items.iter().map(|m| m.id).collect::<Vec<_>>(), vec![ids[1], ids[2]], "newest first");
+    let cursor = page.next_cursor.expect("a second page");
+    let rest = models.messages(TENANT, Some(conv_a), Some(&cursor), 2).await.expect("messages");
+    assert_eq!(rest.items.iter().map(|m| m.id).collect::<Vec<_>>(), vec![ids[0]]);
+    assert_eq!(rest.next_cursor, None, "the last page has no cursor");
+    let all = models.messages(TENANT, None, None, 10).await.expect("messages");
+    assert_eq!(all.items.iter().map(|m| m.id).collect::<Vec<_>>(), vec![ids[3], ids[1], ids[2], ids[0]]);
+    assert_eq!(models.count_messages(TENANT).await.expect("count"), 4);
+    assert_eq!(models.count_messages("nobody").await.expect("count"), 0);
+    assert!(models.messages(TENANT, None, Some("garbage"), 10).await.is_err(), "a foreign cursor is refused");
+}
+
+async fn statuses_follow_the_domain_rule_in_any_order(models: Arc<dyn ReadModels>, projector: Arc<dyn Projector>) {
+    let mut log = Log::new();
+    let conversation = Uuid::now_v7();
+    let (read_one, failed_one) = (Uuid::now_v7(), Uuid::now_v7());
+    let stream = message_stream(TENANT, read_one);
+    let events = [
+        log.event(TENANT, &stream, "MessageQueued", queued(conversation, 1)),
+        log.event(TENANT, &stream, "MessageDispatchStarted", json!({ "attempt": 2 })),
+        log.event(TENANT, &stream, "MessageAccepted", json!({ "wamid": "wamid.out" })),
+        // Statuses arrive out of order: read before delivered before sent.
+        log.event(TENANT, &stream, "MessageRead", json!({ "at": text(at(4)) })),
+        log.event(TENANT, &stream, "MessageDelivered", json!({ "at": text(at(3)) })),
+        log.event(TENANT, &stream, "MessageSent", json!({ "at": text(at(2)) })),
+        log.event(TENANT, &stream, "MessageDelivered", json!({ "at": text(at(9)) })),
+    ];
+    project(&projector, &events[..3]).await;
+    let dispatched = models.message(TENANT, read_one).await.expect("message").expect("exists");
+    assert_eq!((dispatched.attempts, dispatched.wamid.as_deref()), (2, Some("wamid.out")));
+    assert_eq!(dispatched.status, "queued");
+    project(&projector, &events[3..]).await;
+    let read = models.message(TENANT, read_one).await.expect("message").expect("exists");
+    assert_eq!(read.status, "read");
+    assert_eq!((read.sent_at, read.delivered_at, read.read_at), (Some(at(2)), Some(at(3)), Some(at(4))));
+    assert_eq!(read.failed_at, None);
+
+    let stream = message_stream(TENANT, failed_one);
+    let failure = json!({ "code": 131026, "title": "Message undeliverable" });
+    project(
+        &projector,
+        &[
+            log.event(TENANT, &stream, "MessageQueued", queued(conversation, 5)),
+            log.event(TENANT, &stream, "MessageFailed", json!({ "at": text(at(6)), "failure": failure })),
+        ],
+    )
+    .await;
+    let failed = models.message(TENANT, failed_one).await.expect("message").expect("exists");
+    assert_eq!((failed.status.as_str(), failed.failed_at), ("failed", Some(at(6))));
+    assert_eq!(failed.error, Some(failure));
+    // A later delivery report outranks the failure.
+    project(&projector, &[log.event(TENANT, &stream, "MessageDelivered", json!({ "at": text(at(7)) }))]).await;
+    let delivered = models.message(TENANT, failed_one).await.expect("message").expect("exists");
+    assert_eq!(delivered.status, "delivered");
+
+    // Statuses of a message the read model has never seen create nothing.
+    let unknown = Uuid::now_v7();
+    project(
+        &projector,
+        &[log.event(TENANT, &message_stream(TENANT, unknown), "MessageSent", json!({ "at": text(at(1)) }))],
+    )
+    .await;
+    assert!(models.message(TENANT, unknown).await.expect("message").is_none());
+}
+
+fn opened(number: &str, minutes: i64) -> Value {
+    json!({ "number_id": number, "wa_id": "491700000001", "at": text(at(minutes)) })
+}
+
+fn inbound_recorded(minutes: i64, window_closes_in_minutes: i64, name: Option<Value>) -> Value {
+    json!({
+        "preview": { "at": text(at(minutes)), "direction": "inbound", "text": sealed("preview") },
+        "window_closes_at": text(at(minutes + window_closes_in_minutes)),
+        "contact_name": name,
+    })
+}
+
+fn outbound_recorded(minutes: i64) -> Value {
+    json!({ "preview": { "at": text(at(minutes)), "direction": "outbound", "text": sealed("reply") } })
+}
+
+async fn conversations_track_previews_windows_and_state(models: Arc<dyn ReadModels>, projector: Arc<dyn Projector>) {
+    let mut log = Log::new();
+    let (first, second, third) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (s1, s2, s3) =
+        (conversation_stream(TENANT, first), conversation_stream(TENANT, second), conversation_stream(TENANT, third));
+    let day = 24 * 60;
+    project(
+        &projector,
+        &[
+            log.event(TENANT, &s1, "ConversationOpened", opened("pn-1", 0)),
+            log.event(TENANT, &s1, "InboundMessageRecorded", inbound_recorded(1, day, Some(sealed("name")))),
+            log.event(TENANT, &s2, "ConversationOpened", opened("pn-2", 2)),
+            log.event(TENANT, &s2, "InboundMessageRecorded", inbound_recorded(3, 10, None)),
+            log.event(TENANT, &s3, "ConversationOpened", opened("pn-1", 4)),
+            log.event(TENANT, &s1, "OutboundMessageRecorded", outbound_recorded(5)),
+            // An older preview arriving late does not replace a newer one.
+            log.event(TENANT, &s1, "InboundMessageRecorded", inbound_recorded(-5, day, None)),
+        ],
+    )
+    .await;
+
+    let view = models.conversation(TENANT, first).await.expect("conversation").expect("exists");
+    assert_eq!((view.number_id.as_str(), view.wa_id.as_str(), view.state.as_str()), ("pn-1", "491700000001", "open"));
+    assert_eq!(view.contact_name, sealed("name"), "the contact's name stays sealed");
+    assert_eq!(view.unread_count, 2, "two inbound messages");
+    assert_eq!(view.created_at, at(0));
+    assert_eq!(view.activity_at, at(5));
+    assert_eq!(view.window_closes_at, Some(at(1 + day)), "the window never moves back");
+    assert_eq!(view.last_message, Some(outbound_recorded(5)["preview"].clone()));
+    let untouched = models.conversation(TENANT, third).await.expect("conversation").expect("exists");
+    assert_eq!((untouched.contact_name.clone(), untouched.unread_count), (Value::Null, 0));
+    assert_eq!((untouched.last_message.clone(), untouched.window_closes_at), (None, None));
+    assert!(models.conversation("other-tenant", first).await.expect("conversation").is_none());
+
+    let now = at(60);
+    let list = |filter: ConversationFilter, cursor: Option<String>, limit: usize| {
+        let models = Arc::clone(&models);
+        async move {
+            let page =
+                models.conversations(TENANT, &filter, now, cursor.as_deref(), limit).await.expect("conversations");
+            (page.items.iter().map(|c| c.id).collect::<Vec<_>>(), page.next_cursor)
+        }
+    };
+    let (ids, cursor) = list(ConversationFilter::default(), None, 2).await;
+    assert_eq!(ids, vec![first, third], "most recently active first");
+    let (ids, cursor) = list(ConversationFilter::default(), cursor, 2).await;
+    assert_eq!((ids, cursor), (vec![second], None));
+    let open = ConversationFilter { window: Some(WindowFilter::Open), ..Default::default() };
+    assert_eq!(list(open, None, 10).await.0, vec![first]);
+    let closed = ConversationFilter { window: Some(WindowFilter::Closed), ..Default::default() };
+    assert_eq!(list(closed, None, 10).await.0, vec![third, second], "no window or a past one is closed");
+    let by_number = ConversationFilter { number_id: Some("pn-1".into()), ..Default::default() };
+    assert_eq!(list(by_number, None, 10).await.0, vec![first, third]);
+
+    project(&projector, &[log.event(TENANT, &s2, "ConversationResolved", json!({ "at": text(at(7)) }))]).await;
+    let resolved = ConversationFilter { state: Some("resolved".into()), ..Default::default() };
+    assert_eq!(list(resolved.clone(), None, 10).await.0, vec![second]);
+    project(&projector, &[log.event(TENANT, &s2, "ConversationReopened", json!({ "at": text(at(8)) }))]).await;
+    assert!(list(resolved, None, 10).await.0.is_empty());
+    // Paging with a filter still returns full pages.
+    let pn1 = ConversationFilter { number_id: Some("pn-1".into()), ..Default::default() };
+    let (ids, cursor) = list(pn1.clone(), None, 1).await;
+    assert_eq!(ids, vec![first]);
+    assert_eq!(list(pn1, cursor, 1).await.0, vec![third]);
+}
+
+async fn closed_windows_are_listed_until_expired(models: Arc<dyn ReadModels>, projector: Arc<dyn Projector>) {
+    let mut log = Log::new();
+    let (closing, open, other) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (s1, s2, s3) =
+        (conversation_stream(TENANT, closing), conversation_stream(TENANT, open), conversation_stream("t-2", other));
+    project(
+        &projector,
+        &[
+            log.event(TENANT, &s1, "ConversationOpened", opened("pn-1", 0)),
+            log.event(TENANT, &s1, "InboundMessageRecorded", inbound_recorded(1, 10, None)),
+            log.event(TENANT, &s2, "ConversationOpened", opened("pn-1", 0)),
+            log.event(TENANT, &s2, "InboundMessageRecorded", inbound_recorded(1, 100, None)),
+            log.event("t-2", &s3, "ConversationOpened", opened("pn-9", 0)),
+            log.event("t-2", &s3, "InboundMessageRecorded", inbound_recorded(2, 10, None)),
+        ],
+    )
+    .await;
+    let mut closed = models.closed_windows(at(30), 10).await.expect("closed windows");
+    closed.sort_by_key(|w| w.conversation_id);
+    let mut expected = vec![(TENANT.to_owned(), closing), ("t-2".to_owned(), other)];
+    expected.sort_by_key(|(_, id)| *id);
+    assert_eq!(closed.iter().map(|w| (w.tenant_id.clone(), w.conversation_id)).collect::<Vec<_>>(), expected);
+    assert!(closed.iter().all(|w| w.wa_id == "491700000001"));
+    assert_eq!(models.closed_windows(at(30), 1).await.expect("closed windows").len(), 1, "at most limit");
+    assert!(models.closed_windows(at(5), 10).await.expect("closed windows").is_empty(), "none closed yet");
+
+    // Expiring names the window it closed; a stale expiry changes nothing.
+    project(
+        &projector,
+        &[
+            log.event(TENANT, &s1, "ConversationWindowExpired", json!({ "closed_at": text(at(11)) })),
+            log.event("t-2", &s3, "ConversationWindowExpired", json!({ "closed_at": text(at(5)) })),
+        ],
+    )
+    .await;
+    let closed = models.closed_windows(at(30), 10).await.expect("closed windows");
+    assert_eq!(closed.iter().map(|w| w.conversation_id).collect::<Vec<_>>(), vec![other]);
+    let filter = ConversationFilter { window: Some(WindowFilter::Closed), ..Default::default() };
+    let listed = models.conversations(TENANT, &filter, at(30), None, 10).await.expect("conversations");
+    assert_eq!(listed.items.iter().map(|c| c.id).collect::<Vec<_>>(), vec![closing]);
+
+    // A new inbound message reopens the window, and its close is listed again later.
+    project(&projector, &[log.event(TENANT, &s1, "InboundMessageRecorded", inbound_recorded(40, 10, None))]).await;
+    assert!(models.closed_windows(at(45), 10).await.expect("closed").iter().all(|w| w.conversation_id != closing));
+    let later = models.closed_windows(at(60), 10).await.expect("closed windows");
+    assert!(later.iter().any(|w| w.conversation_id == closing), "{later:?}");
+}
+
+fn number(phone: &str, tenant_hash: &str, display: &str) -> Value {
+    json!({
+        "phone_number_id": phone, "display_phone_number": display, "waba_id": "waba-1",
+        "verify_token_sha256": tenant_hash, "throughput_per_second": 250, "at": text(at(0)),
+    })
+}
+
+async fn numbers_are_found_by_tenant_and_verify_token(models: Arc<dyn ReadModels>, projector: Arc<dyn Projector>) {
+    let mut log = Log::new();
+    project(
+        &projector,
+        &[
+            log.event(TENANT, "number/pn-2", "NumberRegistered", number("pn-2", "hash-a", "+49 2")),
+            log.event(TENANT, "number/pn-1", "NumberRegistered", number("pn-1", "hash-a", "+49 1")),
+            log.event("t-2", "number/pn-3", "NumberRegistered", number("pn-3", "hash-b", "+49 3")),
+        ],
+    )
+    .await;
+    let numbers = models.numbers(TENANT).await.expect("numbers");
+    assert_eq!(numbers.iter().map(|n| n.phone_number_id.as_str()).collect::<Vec<_>>(), vec!["pn-1", "pn-2"]);
+    let first = &numbers[0];
+    assert_eq!((first.tenant_id.as_str(), first.display_phone_number.as_str()), (TENANT, "+49 1"));
+    assert_eq!((first.waba_id.as_str(), first.throughput_per_second, first.registered_at), ("waba-1", 250, at(0)));
+    let mut by_token = models.numbers_with_verify_token("hash-a").await.expect("numbers");
+    by_token.sort_by(|a, b| a.phone_number_id.cmp(&b.phone_number_id));
+    assert_eq!(by_token, numbers);
+    assert_eq!(models.numbers_with_verify_token("hash-b").await.expect("numbers")[0].tenant_id, "t-2");
+    assert!(models.numbers_with_verify_token("nope").await.expect("numbers").is_empty());
+    assert!(models.numbers("nobody").await.expect("numbers").is_empty());
+}
+
+async fn redelivered_events_change_nothing(models: Arc<dyn ReadModels>, projector: Arc<dyn Projector>) {
+    let mut log = Log::new();
+    let (conversation, message) = (Uuid::now_v7(), Uuid::now_v7());
+    let (cs, ms) = (conversation_stream(TENANT, conversation), message_stream(TENANT, message));
+    let batch = vec![
+        log.event(TENANT, &cs, "ConversationOpened", opened("pn-1", 0)),
+        log.event(TENANT, &ms, "MessageReceived", received(conversation, "wamid.r", 1)),
+        log.event(TENANT, &cs, "InboundMessageRecorded", inbound_recorded(1, 60, None)),
+    ];
+    project(&projector, &batch).await;
+    let next = vec![log.event(TENANT, &cs, "InboundMessageRecorded", inbound_recorded(2, 60, None))];
+    project(&projector, &next).await;
+    let before = models.conversation(TENANT, conversation).await.expect("conversation");
+    assert_eq!(before.as_ref().map(|c| c.unread_count), Some(2));
+    // The whole first batch again, then the last event again.
+    project(&projector, &batch).await;
+    project(&projector, &next).await;
+    assert_eq!(models.conversation(TENANT, conversation).await.expect("conversation"), before);
+    assert_eq!(models.count_messages(TENANT).await.expect("count"), 1);
+}

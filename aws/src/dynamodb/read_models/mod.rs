@@ -1,0 +1,550 @@
+//! The read models in one DynamoDB table (single-table design), with the
+//! projector that keeps them up to date from the events.
+//!
+//! Every row is one item (`pk` = kind and id, `sk` = `#`) holding the row's
+//! fields and `ver`, the version of the last event of its stream that
+//! changed it. The projector folds a row's events in memory (the same rules
+//! as the SQLite projections, see [`rows`]) and writes the row back with one
+//! `PutItem` conditional on the row still being at the version it read, so
+//! redelivered or replayed events (version ≤ `ver`) change nothing and two
+//! projectors racing on a row cannot lose an update. Four global secondary
+//! indexes answer the queries:
+//!
+//! | Index | Partition key | Sort key | Rows |
+//! | --- | --- | --- | --- |
+//! | `gsi1` | `CONV#tenant#conversation` | `created#id` | messages by conversation |
+//! | `gsi2` | `MSGS#tenant`, `CONVS#tenant`, `NUMS#tenant` | `created#id`, `activity#id`, number | a tenant's messages, conversations by activity, numbers |
+//! | `gsi3` | `TOKEN#sha256` | number | numbers by verify-token hash |
+//! | `gsi4` | `OPEN` | `closes#tenant#id` | conversation windows not yet expired (sparse) |
+//!
+//! Times in sort keys are zero-padded Unix microseconds, so text order is
+//! time order; `events/docs/dynamodb.md` has the costs.
+
+pub mod rows;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ReturnConsumedCapacity, ScalarAttributeType, Select,
+};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
+use parley_app::error::AppError;
+use parley_app::readmodel::{
+    cursor, ClosedWindow, ConversationFilter, ConversationView, MessageView, NumberView, Page, ReadModels, WindowFilter,
+};
+use parley_events::RecordedEvent;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use uuid::Uuid;
+
+use self::rows::{micros, ConversationRow, MessageRow, NumberRow, RowKey};
+use super::capacity::{CapacityMeter, CapacityUnits, Kind};
+use super::event_store::Item;
+
+const PK: &str = "pk";
+const SK: &str = "sk";
+/// The sort key of every row item (the table keeps one item per row).
+const ROW: &str = "#";
+/// The stream version of the last event that changed the row.
+const VERSION: &str = "ver";
+/// The partition key of every open window in `g4`.
+const OPEN_WINDOWS: &str = "OPEN";
+/// How often a projector retries a row another projector changed meanwhile.
+const MAX_ROW_ATTEMPTS: usize = 8;
+/// The most rows one listing returns, as in the SQLite adapter.
+const MAX_PAGE: usize = 200;
+
+/// The global secondary indexes: name, partition key, sort key, projected attributes (`None` = all).
+const INDEXES: [(&str, &str, &str, Option<&[&str]>); 4] = [
+    ("gsi1", "g1pk", "g1sk", None),
+    ("gsi2", "g2pk", "g2sk", None),
+    ("gsi3", "g3pk", "g3sk", None),
+    ("gsi4", "g4pk", "g4sk", Some(&["tenant_id", "id", "wa_id"])),
+];
+
+fn internal<E: std::error::Error>(error: E) -> AppError {
+    AppError::internal(DisplayErrorContext(error))
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+/// A sort key that orders by time, then id, as text.
+fn order_key(micros: i64, id: impl std::fmt::Display) -> String {
+    format!("{:020}#{id}", micros.max(0))
+}
+
+/// The exclusive upper bound of a page after `cursor`.
+fn before_cursor(cursor: Option<&str>) -> Result<Option<String>, AppError> {
+    Ok(cursor.map(cursor::decode).transpose()?.map(|(micros, id)| order_key(micros, id)))
+}
+
+/// Where a row lives and how the indexes find it.
+trait Stored: Serialize + DeserializeOwned + Clone + PartialEq {
+    fn index_keys(&self) -> Vec<(&'static str, String)>;
+}
+
+fn message_pk(tenant_id: &str, id: impl std::fmt::Display) -> String {
+    format!("MSG#{tenant_id}#{id}")
+}
+
+fn conversation_pk(tenant_id: &str, id: impl std::fmt::Display) -> String {
+    format!("CONV#{tenant_id}#{id}")
+}
+
+fn number_pk(phone_number_id: &str) -> String {
+    format!("NUM#{phone_number_id}")
+}
+
+impl Stored for MessageRow {
+    fn index_keys(&self) -> Vec<(&'static str, String)> {
+        let order = order_key(self.created_at, &self.id);
+        vec![
+            ("g1pk", format!("CONV#{}#{}", self.tenant_id, self.conversation_id)),
+            ("g1sk", order.clone()),
+            ("g2pk", format!("MSGS#{}", self.tenant_id)),
+            ("g2sk", order),
+        ]
+    }
+}
+
+impl Stored for ConversationRow {
+    fn index_keys(&self) -> Vec<(&'static str, String)> {
+        let mut keys =
+            vec![("g2pk", format!("CONVS#{}", self.tenant_id)), ("g2sk", order_key(self.activity_at, &self.id))];
+        if let Some(closes) = self.awaits_closing() {
+            keys.push(("g4pk", OPEN_WINDOWS.to_owned()));
+            keys.push(("g4sk", format!("{}#{}", order_key(closes, &self.tenant_id), self.id)));
+        }
+        keys
+    }
+}
+
+impl Stored for NumberRow {
+    fn index_keys(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("g2pk", format!("NUMS#{}", self.tenant_id)),
+            ("g2sk", self.phone_number_id.clone()),
+            ("g3pk", format!("TOKEN#{}", self.verify_token_sha256)),
+            ("g3sk", self.phone_number_id.clone()),
+        ]
+    }
+}
+
+fn from_item<T: DeserializeOwned>(item: &Item) -> Result<T, AppError> {
+    serde_dynamo::from_item(item.clone()).map_err(|e| AppError::internal(format!("read model row: {e}")))
+}
+
+/// The DynamoDB [`ReadModels`] adapter and its projector.
+#[derive(Debug, Clone)]
+pub struct DynamoReadModels {
+    client: Client,
+    table: String,
+    meter: Arc<CapacityMeter>,
+}
+
+/// One query of an index, newest (or last) first.
+struct IndexQuery<'a> {
+    index: &'a str,
+    partition: String,
+    /// Only sort keys below this.
+    below: Option<String>,
+    forward: bool,
+}
+
+impl DynamoReadModels {
+    /// The read models in table `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into(), meter: Arc::default() }
+    }
+
+    /// The capacity units the projector and the queries have consumed so far.
+    pub fn consumed_capacity(&self) -> CapacityUnits {
+        self.meter.total()
+    }
+
+    /// Creates a read-model table named `name` with its four indexes.
+    pub async fn create_table(client: &Client, name: &str) -> Result<(), AppError> {
+        let attribute = |name: &str| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
+        };
+        let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+        let mut create = client
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute(PK).map_err(internal)?)
+            .attribute_definitions(attribute(SK).map_err(internal)?)
+            .key_schema(key(PK, KeyType::Hash).map_err(internal)?)
+            .key_schema(key(SK, KeyType::Range).map_err(internal)?);
+        for (index, pk, sk, projected) in INDEXES {
+            let projection = match projected {
+                None => Projection::builder().projection_type(ProjectionType::All).build(),
+                Some(attributes) => attributes
+                    .iter()
+                    .fold(Projection::builder().projection_type(ProjectionType::Include), |p, a| {
+                        p.non_key_attributes(*a)
+                    })
+                    .build(),
+            };
+            create = create
+                .attribute_definitions(attribute(pk).map_err(internal)?)
+                .attribute_definitions(attribute(sk).map_err(internal)?)
+                .global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(index)
+                        .key_schema(key(pk, KeyType::Hash).map_err(internal)?)
+                        .key_schema(key(sk, KeyType::Range).map_err(internal)?)
+                        .projection(projection)
+                        .build()
+                        .map_err(internal)?,
+                );
+        }
+        create.send().await.map_err(internal)?;
+        super::event_store::wait_until_active(client, name).await.map_err(AppError::internal)
+    }
+
+    /// Applies events to the rows they concern. Idempotent: events a row has
+    /// already taken (by stream version) are skipped, so a stream batch may be
+    /// delivered again, or a rebuild replay the log over existing rows.
+    pub async fn apply(&self, events: &[RecordedEvent]) -> Result<(), AppError> {
+        let mut groups: Vec<(RowKey, Vec<&RecordedEvent>)> = Vec::new();
+        let mut index: HashMap<RowKey, usize> = HashMap::new();
+        for event in events {
+            let Some(key) = RowKey::of(event) else { continue };
+            let slot = *index.entry(key.clone()).or_insert_with(|| {
+                groups.push((key, Vec::new()));
+                groups.len() - 1
+            });
+            groups[slot].1.push(event);
+        }
+        for (key, mut events) in groups {
+            events.sort_by_key(|event| event.version);
+            match key {
+                RowKey::Message { tenant_id, id } => {
+                    self.apply_row(message_pk(&tenant_id, id), &events, |row, e| {
+                        MessageRow::apply(row, &tenant_id, id, e)
+                    })
+                    .await?
+                }
+                RowKey::Conversation { tenant_id, id } => {
+                    self.apply_row(conversation_pk(&tenant_id, id), &events, |row, e| {
+                        ConversationRow::apply(row, &tenant_id, id, e)
+                    })
+                    .await?
+                }
+                RowKey::Number { phone_number_id } => {
+                    self.apply_row(number_pk(&phone_number_id), &events, NumberRow::apply).await?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Folds `events` (one row's, in version order) into the row and writes
+    /// it if it changed, conditional on nobody having written it meanwhile.
+    async fn apply_row<T: Stored>(
+        &self,
+        pk: String,
+        events: &[&RecordedEvent],
+        fold: impl Fn(Option<T>, &RecordedEvent) -> Option<T>,
+    ) -> Result<(), AppError> {
+        for _ in 0..MAX_ROW_ATTEMPTS {
+            let stored = self.get::<T>(&pk).await?;
+            let read_version = stored.as_ref().map(|(_, version)| *version);
+            let before = stored.map(|(row, _)| row);
+            let (mut row, mut version) = (before.clone(), read_version.unwrap_or(0));
+            for event in events.iter().filter(|e| e.version > read_version.unwrap_or(0)) {
+                row = fold(row, event);
+                if row.is_some() {
+                    version = event.version;
+                }
+            }
+            let Some(row) = row.filter(|row| before.as_ref() != Some(row)) else {
+                // Nothing changed: a redelivery, or events that leave the row as it is.
+                return Ok(());
+            };
+            let mut item: Item = serde_dynamo::to_item(&row).map_err(AppError::internal)?;
+            item.insert(PK.into(), s(pk.clone()));
+            item.insert(SK.into(), s(ROW));
+            item.insert(VERSION.into(), AttributeValue::N(version.to_string()));
+            for (name, value) in row.index_keys() {
+                item.insert(name.into(), s(value));
+            }
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            let put = match read_version {
+                Some(read) => put
+                    .condition_expression("#ver = :read")
+                    .expression_attribute_names("#ver", VERSION)
+                    .expression_attribute_values(":read", AttributeValue::N(read.to_string())),
+                None => put.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", PK),
+            };
+            match put.send().await {
+                Ok(output) => {
+                    self.meter.record(Kind::Write, output.consumed_capacity());
+                    return Ok(());
+                }
+                Err(error)
+                    if matches!(error.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) =>
+                {
+                    continue;
+                }
+                Err(error) => return Err(internal(error)),
+            }
+        }
+        Err(AppError::internal(format!("read model row {pk} kept changing under the projector")))
+    }
+
+    /// A row and its version.
+    async fn get<T: DeserializeOwned>(&self, pk: &str) -> Result<Option<(T, u64)>, AppError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(ROW))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(internal)?;
+        self.meter.record(Kind::Read, output.consumed_capacity());
+        let Some(item) = output.item() else { return Ok(None) };
+        let version = match item.get(VERSION) {
+            Some(AttributeValue::N(n)) => n.parse().map_err(AppError::internal)?,
+            _ => 0,
+        };
+        Ok(Some((from_item(item)?, version)))
+    }
+
+    /// Rows of an index in sort order, page by page, until `want` returns false.
+    async fn scan_index<T: DeserializeOwned>(
+        &self,
+        query: IndexQuery<'_>,
+        mut want: impl FnMut(T) -> bool,
+    ) -> Result<(), AppError> {
+        let (_, pk_name, sk_name, _) = INDEXES
+            .iter()
+            .find(|(name, ..)| *name == query.index)
+            .copied()
+            .ok_or_else(|| AppError::internal(format!("no index {}", query.index)))?;
+        let mut start = None;
+        loop {
+            let mut request = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(query.index)
+                .expression_attribute_names("#pk", pk_name)
+                .expression_attribute_values(":pk", s(query.partition.clone()))
+                .scan_index_forward(query.forward)
+                .set_exclusive_start_key(start.take());
+            request = match &query.below {
+                Some(below) => request
+                    .key_condition_expression("#pk = :pk AND #sk < :below")
+                    .expression_attribute_names("#sk", sk_name)
+                    .expression_attribute_values(":below", s(below.clone())),
+                None => request.key_condition_expression("#pk = :pk"),
+            };
+            let output =
+                request.return_consumed_capacity(ReturnConsumedCapacity::Total).send().await.map_err(internal)?;
+            self.meter.record(Kind::Read, output.consumed_capacity());
+            for item in output.items() {
+                if !want(from_item(item)?) {
+                    return Ok(());
+                }
+            }
+            match output.last_evaluated_key() {
+                Some(key) => start = Some(key.clone()),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Up to `limit` rows matching `keep`, newest first, with the next page's cursor.
+    async fn page<T: DeserializeOwned, V>(
+        &self,
+        query: IndexQuery<'_>,
+        limit: usize,
+        keep: impl Fn(&T) -> bool,
+        view: impl Fn(&T) -> Result<(V, String), AppError>,
+    ) -> Result<Page<V>, AppError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let mut rows = Vec::new();
+        self.scan_index(query, |row: T| {
+            if keep(&row) {
+                rows.push(row);
+            }
+            rows.len() <= limit
+        })
+        .await?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let mut items = Vec::with_capacity(rows.len());
+        let mut next_cursor = None;
+        for row in &rows {
+            let (item, cursor) = view(row)?;
+            items.push(item);
+            next_cursor = Some(cursor);
+        }
+        Ok(Page { items, next_cursor: next_cursor.filter(|_| more) })
+    }
+}
+
+#[async_trait]
+impl ReadModels for DynamoReadModels {
+    async fn message(&self, tenant_id: &str, id: Uuid) -> Result<Option<MessageView>, AppError> {
+        self.get::<MessageRow>(&message_pk(tenant_id, id)).await?.map(|(row, _)| row.view()).transpose()
+    }
+
+    async fn messages(
+        &self,
+        tenant_id: &str,
+        conversation_id: Option<Uuid>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<MessageView>, AppError> {
+        let (index, partition) = match conversation_id {
+            Some(conversation) => ("gsi1", format!("CONV#{tenant_id}#{conversation}")),
+            None => ("gsi2", format!("MSGS#{tenant_id}")),
+        };
+        let query = IndexQuery { index, partition, below: before_cursor(cursor)?, forward: false };
+        self.page(
+            query,
+            limit,
+            |_: &MessageRow| true,
+            |row| {
+                let view = row.view()?;
+                let cursor = cursor::encode(micros(view.created_at), view.id);
+                Ok((view, cursor))
+            },
+        )
+        .await
+    }
+
+    async fn conversation(&self, tenant_id: &str, id: Uuid) -> Result<Option<ConversationView>, AppError> {
+        self.get::<ConversationRow>(&conversation_pk(tenant_id, id)).await?.map(|(row, _)| row.view()).transpose()
+    }
+
+    async fn conversations(
+        &self,
+        tenant_id: &str,
+        filter: &ConversationFilter,
+        now: DateTime<Utc>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ConversationView>, AppError> {
+        let query = IndexQuery {
+            index: "gsi2",
+            partition: format!("CONVS#{tenant_id}"),
+            below: before_cursor(cursor)?,
+            forward: false,
+        };
+        let now = micros(now);
+        let keep = |row: &ConversationRow| {
+            let open = row.window_closes_at.unwrap_or(0) > now;
+            filter.state.as_ref().is_none_or(|state| &row.state == state)
+                && filter.number_id.as_ref().is_none_or(|number| &row.number_id == number)
+                && match filter.window {
+                    None => true,
+                    Some(WindowFilter::Open) => open,
+                    Some(WindowFilter::Closed) => !open,
+                }
+        };
+        self.page(query, limit, keep, |row| {
+            let view = row.view()?;
+            let cursor = cursor::encode(micros(view.activity_at), view.id);
+            Ok((view, cursor))
+        })
+        .await
+    }
+
+    async fn numbers(&self, tenant_id: &str) -> Result<Vec<NumberView>, AppError> {
+        let mut numbers = Vec::new();
+        let query = IndexQuery { index: "gsi2", partition: format!("NUMS#{tenant_id}"), below: None, forward: true };
+        self.scan_index(query, |row: NumberRow| {
+            numbers.push(row.view());
+            true
+        })
+        .await?;
+        Ok(numbers)
+    }
+
+    async fn numbers_with_verify_token(&self, verify_token_sha256: &str) -> Result<Vec<NumberView>, AppError> {
+        let mut numbers = Vec::new();
+        let query =
+            IndexQuery { index: "gsi3", partition: format!("TOKEN#{verify_token_sha256}"), below: None, forward: true };
+        self.scan_index(query, |row: NumberRow| {
+            numbers.push(row.view());
+            true
+        })
+        .await?;
+        Ok(numbers)
+    }
+
+    async fn closed_windows(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<ClosedWindow>, AppError> {
+        #[derive(serde::Deserialize)]
+        struct Open {
+            tenant_id: String,
+            id: String,
+            wa_id: String,
+        }
+        let mut closed = Vec::new();
+        if limit == 0 {
+            return Ok(closed);
+        }
+        // Keys below the next microsecond's are the windows closed by `now`.
+        let below = format!("{:020}", micros(now).max(0).saturating_add(1));
+        let query = IndexQuery { index: "gsi4", partition: OPEN_WINDOWS.into(), below: Some(below), forward: true };
+        let mut failure = None;
+        self.scan_index(query, |row: Open| {
+            match row.id.parse() {
+                Ok(conversation_id) => {
+                    closed.push(ClosedWindow { tenant_id: row.tenant_id, conversation_id, wa_id: row.wa_id })
+                }
+                Err(_) => failure = Some(AppError::internal(format!("open window of {:?} has no uuid", row.id))),
+            }
+            failure.is_none() && closed.len() < limit
+        })
+        .await?;
+        failure.map_or(Ok(closed), Err)
+    }
+
+    async fn count_messages(&self, tenant_id: &str) -> Result<u64, AppError> {
+        let mut count = 0u64;
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi2")
+                .key_condition_expression("g2pk = :pk")
+                .expression_attribute_values(":pk", s(format!("MSGS#{tenant_id}")))
+                .select(Select::Count)
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(internal)?;
+            self.meter.record(Kind::Read, output.consumed_capacity());
+            count += u64::try_from(output.count()).unwrap_or(0);
+            match output.last_evaluated_key() {
+                Some(key) => start = Some(key.clone()),
+                None => return Ok(count),
+            }
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! The rows of the read models and how each event changes them: the same
+//! rules as the SQLite projections (`parley_app::readmodel::sqlite`), as pure
+//! functions from a row and an event to the new row.
+
+use chrono::{DateTime, TimeZone, Utc};
+use parley_app::error::AppError;
+use parley_app::readmodel::{ConversationView, MessageView, NumberView};
+use parley_domain::status::{DeliveryStatus, ReportedStatuses};
+use parley_events::RecordedEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Which row an event changes, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RowKey {
+    Message { tenant_id: String, id: Uuid },
+    Conversation { tenant_id: String, id: Uuid },
+    Number { phone_number_id: String },
+}
+
+impl RowKey {
+    /// The row `event` concerns: messages and conversations by their stream,
+    /// numbers by their registration.
+    pub fn of(event: &RecordedEvent) -> Option<RowKey> {
+        let entity = || event.stream_id.rsplit('/').next().and_then(|s| s.parse().ok());
+        if event.stream_id.contains("/message/") {
+            Some(RowKey::Message { tenant_id: event.tenant_id.clone(), id: entity()? })
+        } else if event.stream_id.contains("/conversation/") {
+            Some(RowKey::Conversation { tenant_id: event.tenant_id.clone(), id: entity()? })
+        } else if event.event_type == "NumberRegistered" {
+            let phone_number_id = event.data.get("phone_number_id").and_then(Value::as_str)?.to_owned();
+            Some(RowKey::Number { phone_number_id })
+        } else {
+            None
+        }
+    }
+}
+
+pub fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub fn from_micros(m: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(m).single().unwrap_or_default()
+}
+
+fn parse_time(v: &Value) -> Option<i64> {
+    v.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| micros(t.with_timezone(&Utc)))
+}
+
+fn text(data: &Value, key: &str) -> String {
+    data.get(key).and_then(Value::as_str).unwrap_or_default().to_owned()
+}
+
+fn json_text(data: &Value, key: &str) -> String {
+    data.get(key).cloned().unwrap_or(Value::Null).to_string()
+}
+
+fn parse_json(text: Option<&str>) -> Value {
+    text.and_then(|s| serde_json::from_str(s).ok()).unwrap_or(Value::Null)
+}
+
+fn parse_uuid(text: &str, what: &str) -> Result<Uuid, AppError> {
+    text.parse().map_err(|_| AppError::internal(format!("read model {what} {text:?} is not a uuid")))
+}
+
+/// A message row. JSON values (possibly sealed) are kept as their text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageRow {
+    pub tenant_id: String,
+    pub id: String,
+    pub conversation_id: String,
+    pub number_id: String,
+    pub wa_id: String,
+    pub direction: String,
+    pub kind: String,
+    pub status: String,
+    pub wamid: Option<String>,
+    pub created_at: i64,
+    pub content: String,
+    pub error: Option<String>,
+    pub tags: String,
+    pub attempts: i64,
+    pub sent_at: Option<i64>,
+    pub delivered_at: Option<i64>,
+    pub read_at: Option<i64>,
+    pub played_at: Option<i64>,
+    pub failed_at: Option<i64>,
+}
+
+impl MessageRow {
+    /// The row after `event`; `None` when there is (still) no row.
+    pub fn apply(row: Option<Self>, tenant_id: &str, id: Uuid, event: &RecordedEvent) -> Option<Self> {
+        let d = &event.data;
+        let at_or_recorded = |v: &Value| parse_time(v).unwrap_or_else(|| micros(event.recorded_at));
+        match (event.event_type.as_str(), row) {
+            (t @ ("MessageReceived" | "MessageQueued"), None) => {
+                let (direction, status, at) = if t == "MessageReceived" {
+                    ("inbound", "delivered", &d["sent_at"])
+                } else {
+                    ("outbound", "queued", &d["queued_at"])
+                };
+                Some(MessageRow {
+                    tenant_id: tenant_id.to_owned(),
+                    id: id.to_string(),
+                    conversation_id: text(d, "conversation_id"),
+                    number_id: text(d, "number_id"),
+                    wa_id: text(d, "wa_id"),
+                    direction: direction.into(),
+                    kind: text(d, "kind"),
+                    status: status.into(),
+                    wamid: d.get("wamid").and_then(Value::as_str).map(str::to_owned),
+                    created_at: at_or_recorded(at),
+                    content: json_text(d, "content"),
+                    error: None,
+                    tags: "[]".into(),
+                    attempts: 0,
+                    sent_at: None,
+                    delivered_at: None,
+                    read_at: None,
+                    played_at: None,
+                    failed_at: None,
+                })
+            }
+            (_, None) => None,
+            ("MessageAccepted", Some(mut row)) => {
+                row.wamid = Some(text(d, "wamid"));
+                Some(row)
+            }
+            ("MessageDispatchStarted", Some(mut row)) => {
+                row.attempts = d["attempt"].as_i64().unwrap_or(0);
+                Some(row)
+            }
+            (
+                t @ ("MessageSent" | "MessageDelivered" | "MessageRead" | "MessagePlayed" | "MessageFailed"),
+                Some(mut row),
+            ) => {
+                let at = at_or_recorded(&d["at"]);
+                let column = match t {
+                    "MessageSent" => &mut row.sent_at,
+                    "MessageDelivered" => &mut row.delivered_at,
+                    "MessageRead" => &mut row.read_at,
+                    "MessagePlayed" => &mut row.played_at,
+                    _ => &mut row.failed_at,
+                };
+                column.get_or_insert(at);
+                if t == "MessageFailed" {
+                    row.error = Some(json_text(d, "failure"));
+                }
+                row.status = row.current_status().as_str().to_owned();
+                Some(row)
+            }
+            (_, row) => row,
+        }
+    }
+
+    /// The status by the domain's rule, so the read model never disagrees with the aggregate.
+    fn current_status(&self) -> DeliveryStatus {
+        let reported = ReportedStatuses {
+            sent: self.sent_at.is_some(),
+            delivered: self.delivered_at.is_some(),
+            read: self.read_at.is_some(),
+            played: self.played_at.is_some(),
+            failed: self.failed_at.is_some(),
+        };
+        match self.direction.as_str() {
+            "inbound" if reported.read => DeliveryStatus::Read,
+            "inbound" => DeliveryStatus::Delivered,
+            _ => reported.current(),
+        }
+    }
+
+    pub fn view(&self) -> Result<MessageView, AppError> {
+        Ok(MessageView {
+            id: parse_uuid(&self.id, "message id")?,
+            conversation_id: parse_uuid(&self.conversation_id, "conversation id")?,
+            number_id: self.number_id.clone(),
+            wa_id: self.wa_id.clone(),
+            direction: self.direction.clone(),
+            kind: self.kind.clone(),
+            status: self.status.clone(),
+            wamid: self.wamid.clone(),
+            created_at: from_micros(self.created_at),
+            content: parse_json(Some(&self.content)),
+            error: Some(parse_json(self.error.as_deref())).filter(|v| !v.is_null()),
+            tags: serde_json::from_str(&self.tags).unwrap_or_default(),
+            sent_at: self.sent_at.map(from_micros),
+            delivered_at: self.delivered_at.map(from_micros),
+            read_at: self.read_at.map(from_micros),
+            failed_at: self.failed_at.map(from_micros),
+            attempts: u32::try_from(self.attempts).unwrap_or(0),
+        })
+    }
+}
+
+/// A conversation row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationRow {
+    pub tenant_id: String,
+    pub id: String,
+    pub number_id: String,
+    pub wa_id: String,
+    pub contact_name: String,
+    pub state: String,
+    pub window_closes_at: Option<i64>,
+    pub window_expired: bool,
+    pub unread_count: i64,
+    pub last_message: Option<String>,
+    pub created_at: i64,
+    pub activity_at: i64,
+}
+
+impl ConversationRow {
+    /// The row after `event`; `None` when there is (still) no row.
+    pub fn apply(row: Option<Self>, tenant_id: &str, id: Uuid, event: &RecordedEvent) -> Option<Self> {
+        let d = &event.data;
+        match (event.event_type.as_str(), row) {
+            ("ConversationOpened", None) => {
+                let at = parse_time(&d["at"]).unwrap_or_else(|| micros(event.recorded_at));
+                Some(ConversationRow {
+                    tenant_id: tenant_id.to_owned(),
+                    id: id.to_string(),
+                    number_id: text(d, "number_id"),
+                    wa_id: text(d, "wa_id"),
+                    contact_name: "null".into(),
+                    state: "open".into(),
+                    window_closes_at: None,
+                    window_expired: false,
+                    unread_count: 0,
+                    last_message: None,
+                    created_at: at,
+                    activity_at: at,
+                })
+            }
+            (_, None) => None,
+            (t @ ("InboundMessageRecorded" | "OutboundMessageRecorded"), Some(mut row)) => {
+                let preview = d.get("preview").cloned().unwrap_or(Value::Null);
+                let at = parse_time(&preview["at"])
+                    .or_else(|| parse_time(&d["at"]))
+                    .unwrap_or_else(|| micros(event.recorded_at));
+                let inbound = t == "InboundMessageRecorded";
+                // The newest message becomes the preview; an inbound one also
+                // counts as unread, moves the window (never back) and
+                // refreshes the contact's name when it carries one.
+                if at >= row.activity_at || row.last_message.is_none() {
+                    row.last_message = Some(preview.to_string());
+                }
+                row.activity_at = row.activity_at.max(at);
+                if inbound {
+                    row.unread_count += 1;
+                    if let Some(closes) = parse_time(&d["window_closes_at"]) {
+                        let current = row.window_closes_at.unwrap_or(0);
+                        if closes > current {
+                            row.window_expired = false;
+                        }
+                        row.window_closes_at = Some(current.max(closes));
+                    }
+                    if let Some(name) = d.get("contact_name").filter(|n| !n.is_null()) {
+                        row.contact_name = name.to_string();
+                    }
+                }
+                Some(row)
+            }
+            ("ConversationWindowExpired", Some(mut row)) => {
+                // Only the window it names: a later message may have reopened it.
+                if parse_time(&d["closed_at"]).is_some_and(|closed| row.window_closes_at == Some(closed)) {
+                    row.window_expired = true;
+                }
+                Some(row)
+            }
+            ("ConversationResolved", Some(mut row)) => {
+                row.state = "resolved".into();
+                Some(row)
+            }
+            ("ConversationReopened", Some(mut row)) => {
+                row.state = "open".into();
+                Some(row)
+            }
+            (_, row) => row,
+        }
+    }
+
+    /// Whether the window has closed without being marked expired yet.
+    pub fn awaits_closing(&self) -> Option<i64> {
+        self.window_closes_at.filter(|_| !self.window_expired)
+    }
+
+    pub fn view(&self) -> Result<ConversationView, AppError> {
+        Ok(ConversationView {
+            id: parse_uuid(&self.id, "conversation id")?,
+            number_id: self.number_id.clone(),
+            wa_id: self.wa_id.clone(),
+            contact_name: parse_json(Some(&self.contact_name)),
+            state: self.state.clone(),
+            window_closes_at: self.window_closes_at.map(from_micros),
+            unread_count: u32::try_from(self.unread_count).unwrap_or(u32::MAX),
+            last_message: Some(parse_json(self.last_message.as_deref())).filter(|v| !v.is_null()),
+            created_at: from_micros(self.created_at),
+            activity_at: from_micros(self.activity_at),
+        })
+    }
+}
+
+/// A registered number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NumberRow {
+    pub tenant_id: String,
+    pub phone_number_id: String,
+    pub display_phone_number: String,
+    pub waba_id: String,
+    pub verify_token_sha256: String,
+    pub throughput_per_second: i64,
+    pub registered_at: i64,
+}
+
+impl NumberRow {
+    /// The row after `event`: the first registration of a number wins.
+    pub fn apply(row: Option<Self>, event: &RecordedEvent) -> Option<Self> {
+        if row.is_some() || event.event_type != "NumberRegistered" {
+            return row;
+        }
+        let d = &event.data;
+        Some(NumberRow {
+            tenant_id: event.tenant_id.clone(),
+            phone_number_id: text(d, "phone_number_id"),
+            display_phone_number: text(d, "display_phone_number"),
+            waba_id: text(d, "waba_id"),
+            verify_token_sha256: text(d, "verify_token_sha256"),
+            throughput_per_second: d["throughput_per_second"].as_i64().unwrap_or(80),
+            registered_at: parse_time(&d["at"]).unwrap_or_else(|| micros(event.recorded_at)),
+        })
+    }
+
+    pub fn view(&self) -> NumberView {
+        NumberView {
+            tenant_id: self.tenant_id.clone(),
+            phone_number_id: self.phone_number_id.clone(),
+            display_phone_number: self.display_phone_number.clone(),
+            waba_id: self.waba_id.clone(),
+            throughput_per_second: u32::try_from(self.throughput_per_second).unwrap_or(0),
+            registered_at: from_micros(self.registered_at),
+        }
+    }
+}

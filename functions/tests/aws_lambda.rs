@@ -1,0 +1,248 @@
+//! The Lambda handlers end to end on the AWS adapters, against the AWS API
+//! emulator (`PARLEY_AWS_ENDPOINT`): requests arrive as API Gateway v2
+//! payloads, stream records as DynamoDB stream events and outbound jobs as SQS
+//! events, each built the way Lambda delivers them.
+//!
+//! A signed webhook goes in through the webhook function; its events land in
+//! DynamoDB; the table's stream records, read back through the emulator's
+//! DynamoDB Streams API, feed the projector and the reactor; the read model
+//! answers `GET /v1/conversations`; a reply queued by the API reaches SQS and
+//! the sender function sends it to the (fake) Graph API exactly once.
+
+#![cfg(feature = "lambda")]
+
+mod common;
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
+use axum::http::StatusCode;
+use common::{fixture, fresh, sign, FakeGraph, ACCESS_TOKEN, APP_SECRET, CUSTOMER, DISPLAY, PNID, WABA};
+use parley_app::auth::{LocalIssuer, Role};
+use parley_app::identity::audit::SqliteAuditLog;
+use parley_app::identity::local::LocalIdentity;
+use parley_app::mail::OutboxMailer;
+use parley_app::{Config, SystemClock};
+use parley_aws::dynamodb::{DynamoEventStore, DynamoIdempotency, DynamoReadModels};
+use parley_aws::kms::KmsVault;
+use parley_aws::sqs::SqsQueue;
+use parley_aws::testing::{emulator_config, stream_records, unique_name};
+use parley_functions::lambda::{AwsResources, AwsRuntime, IdentityPorts};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+struct Deployment {
+    runtime: AwsRuntime,
+    sdk: aws_config::SdkConfig,
+    issuer: Arc<LocalIssuer>,
+    _dir: tempfile::TempDir,
+}
+
+/// Creates every resource of a stage in the emulator, under fresh names, and
+/// composes the functions' runtime on them.
+async fn deploy(graph_base: &str) -> Deployment {
+    let sdk = emulator_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let resources = AwsResources {
+        stage: "test".into(),
+        events_table: unique_name("events"),
+        read_models_table: unique_name("read-models"),
+        idempotency_table: unique_name("idempotency"),
+        keys_table: unique_name("keys"),
+        data_key_id: aws_sdk_kms::Client::new(&sdk)
+            .create_key()
+            .send()
+            .await
+            .expect("create key")
+            .key_metadata()
+            .expect("key metadata")
+            .key_id()
+            .to_owned(),
+        outbound_queue_url: SqsQueue::create_with_dlq(aws_sdk_sqs::Client::new(&sdk), &unique_name("outbound"), 5)
+            .await
+            .expect("create queue")
+            .queue_url()
+            .to_owned(),
+        event_bus: unique_name("bus"),
+        blob_bucket: unique_name("blobs"),
+    };
+    DynamoEventStore::create_table(&dynamodb, &resources.events_table).await.expect("events table");
+    DynamoReadModels::create_table(&dynamodb, &resources.read_models_table).await.expect("read-model table");
+    DynamoIdempotency::create_table(&dynamodb, &resources.idempotency_table).await.expect("idempotency table");
+    KmsVault::create_table(&dynamodb, &resources.keys_table).await.expect("keys table");
+    aws_sdk_eventbridge::Client::new(&sdk).create_event_bus().name(&resources.event_bus).send().await.expect("bus");
+
+    let config = Config::from_lookup(|name| match name {
+        "PARLEY_WHATSAPP_API_BASE" => Some(graph_base.to_owned()),
+        _ => None,
+    })
+    .expect("configuration");
+    // Identity is not under test here: the local provider stands in for Cognito.
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = Arc::new(LocalIssuer::open(dir.path()).unwrap());
+    let mailer = Arc::new(OutboxMailer::open(&dir.path().join("outbox"), "Parley <no-reply@parley.test>").unwrap());
+    let identity = IdentityPorts {
+        identity: Arc::new(
+            LocalIdentity::open(&dir.path().join("identity.db"), issuer.clone(), mailer, Arc::new(SystemClock))
+                .unwrap(),
+        ),
+        audit: Arc::new(SqliteAuditLog::open(&dir.path().join("audit.db")).unwrap()),
+        tokens: issuer.clone(),
+    };
+    let runtime = AwsRuntime::compose(&config, resources, &sdk, identity).expect("compose");
+    Deployment { runtime, sdk, issuer, _dir: dir }
+}
+
+/// An API Gateway HTTP API (payload 2.0) request, as Lambda hands it to `lambda_http`.
+fn api_gateway_request(method: &str, path: &str, headers: Value, body: Option<&str>) -> lambda_http::Request {
+    let payload = json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "parleyapi",
+            "domainName": "parleyapi.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "parleyapi",
+            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test" },
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "22/Nov/2026:06:00:00 +0000",
+            "timeEpoch": 1_795_000_000_000u64
+        },
+        "body": body,
+        "isBase64Encoded": false
+    });
+    lambda_http::request::from_str(&payload.to_string()).expect("an API Gateway v2 request")
+}
+
+/// Runs one request through a function's router, as `lambda_http::run` does.
+async fn invoke(router: axum::Router, request: lambda_http::Request) -> (StatusCode, Value) {
+    let (parts, body) = request.into_parts();
+    let request = axum::http::Request::from_parts(parts, axum::body::Body::from(body.to_vec()));
+    let response = router.oneshot(request).await.expect("infallible router");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// Every stream record written since the last call, as one Lambda DynamoDB event.
+async fn next_stream_batch(d: &Deployment, seen: &mut usize) -> DynamoDbEvent {
+    let records = stream_records(&d.sdk, &d.runtime.resources.events_table, *seen).await;
+    *seen += records.len();
+    let mut event = DynamoDbEvent::default();
+    event.records = records;
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_to_read_model_to_send_through_the_lambda_handlers() {
+    let graph = FakeGraph::start().await;
+    let d = deploy(&graph.base).await;
+    let app = d.runtime.app.clone();
+    let token = d.issuer.issue("acme", "owner-1", Role::Owner, chrono::Utc::now(), chrono::Duration::hours(1)).unwrap();
+    let bearer = json!({ "authorization": format!("Bearer {token}"), "content-type": "application/json" });
+
+    // The API function registers the number.
+    let number = json!({
+        "phone_number_id": PNID, "display_phone_number": DISPLAY, "waba_id": WABA,
+        "access_token": ACCESS_TOKEN, "app_secret": APP_SECRET, "verify_token": "verify-me",
+    })
+    .to_string();
+    let request = api_gateway_request("POST", "/v1/numbers", bearer.clone(), Some(&number));
+    let (status, body) = invoke(parley_app::http::router(app.clone()), request).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // The projector brings the number into the read model the webhook looks up.
+    let mut seen = 0;
+    let response = d.runtime.project(next_stream_batch(&d, &mut seen).await).await;
+    assert!(response.batch_item_failures.is_empty());
+
+    // The webhook function takes a signed inbound message.
+    let inbound = fresh(fixture("inbound_text.json")).to_string();
+    let headers = json!({
+        "content-type": "application/json",
+        "x-hub-signature-256": sign(APP_SECRET, inbound.as_bytes()),
+    });
+    let request = api_gateway_request("POST", "/webhooks/whatsapp", headers, Some(&inbound));
+    let (status, body) = invoke(parley_app::http::webhook_router(app.clone()), request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Its events are in DynamoDB; their stream records feed the projector.
+    let batch = next_stream_batch(&d, &mut seen).await;
+    assert!(!batch.records.is_empty(), "the webhook's appends reach the table's stream");
+    let redelivered = batch.clone();
+    let response = d.runtime.project(batch).await;
+    assert!(response.batch_item_failures.is_empty());
+    // Lambda may deliver a batch again: the read model does not change.
+    let response = d.runtime.project(redelivered).await;
+    assert!(response.batch_item_failures.is_empty());
+
+    let request = api_gateway_request("GET", "/v1/conversations", bearer.clone(), None);
+    let (status, list) = invoke(parley_app::http::router(app.clone()), request).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let items = list["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["contact"]["wa_id"], CUSTOMER);
+    assert_eq!(items[0]["unread_count"], 1, "a redelivered stream batch is not counted twice: {list}");
+
+    // A reply: the API queues it, the reactor puts the job on SQS, the sender sends it.
+    let reply =
+        json!({"from": PNID, "to": CUSTOMER, "type": "text", "text": {"body": "Hello from Lambda"}}).to_string();
+    let request = api_gateway_request("POST", "/v1/messages", bearer.clone(), Some(&reply));
+    let (status, queued) = invoke(parley_app::http::router(app.clone()), request).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let batch = next_stream_batch(&d, &mut seen).await;
+    let response = d.runtime.react(batch.clone()).await;
+    assert!(response.batch_item_failures.is_empty());
+    d.runtime.project(batch).await;
+
+    let sqs = aws_sdk_sqs::Client::new(&d.sdk);
+    let received = sqs
+        .receive_message()
+        .queue_url(&d.runtime.resources.outbound_queue_url)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .expect("receive");
+    let messages = received.messages();
+    assert_eq!(messages.len(), 1, "one job for one queued message");
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": { "ApproximateReceiveCount": "1", "SentTimestamp": "1795000000000" },
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:outbound",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).expect("an SQS event");
+    let response = d.runtime.send(event).await;
+    assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
+    assert_eq!(graph.sends(), 1, "sent to the Graph API once");
+    let (path, auth, body) = graph.requests.lock().unwrap()[0].clone();
+    assert_eq!(path, format!("/v26.0/{PNID}/messages"));
+    assert_eq!(auth.as_deref(), Some(format!("Bearer {ACCESS_TOKEN}").as_str()));
+    assert_eq!(body["text"]["body"], "Hello from Lambda");
+
+    // The sent status comes back through the stream into the message read model.
+    d.runtime.project(next_stream_batch(&d, &mut seen).await).await;
+    let id = queued["id"].as_str().unwrap();
+    let request = api_gateway_request("GET", &format!("/v1/messages/{id}"), bearer, None);
+    let (status, message) = invoke(parley_app::http::router(app), request).await;
+    assert_eq!(status, StatusCode::OK, "{message}");
+    assert_eq!(message["status"], "sent", "{message}");
+}

@@ -163,8 +163,7 @@ impl AwsRuntime {
     /// Projector: stream records -> read models.
     pub async fn project(&self, event: DynamoDbEvent) -> DynamoDbEventResponse {
         let read_models = &self.read_models;
-        streams::consume(Self::record_events(&event), |events| async move { read_models.apply(&events).await })
-            .await
+        streams::consume(Self::record_events(&event), |events| async move { read_models.apply(&events).await }).await
     }
 
     /// Reactor: stream records -> outbound jobs on SQS and integration events on the bus.

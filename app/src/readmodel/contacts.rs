@@ -2,8 +2,6 @@
 //! tenant and `wa_id`, built from the contact streams. Names and custom
 //! attributes stay sealed here as in the events.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use parley_events::RecordedEvent;
 use rusqlite::{params, Connection, Row, Transaction};
 use serde_json::Value;
@@ -65,12 +63,6 @@ fn contact_row(r: &Row<'_>) -> rusqlite::Result<ContactView> {
     })
 }
 
-fn decode_cursor(cursor: &str) -> Result<String, AppError> {
-    let bad = || AppError::validation("cursor", "is not a cursor this API returned");
-    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    String::from_utf8(raw).ok().and_then(|s| s.strip_prefix("contact:").map(str::to_owned)).ok_or_else(bad)
-}
-
 pub(super) fn query_contacts(
     c: &Connection,
     tenant: &str,
@@ -78,7 +70,7 @@ pub(super) fn query_contacts(
     cursor: Option<&str>,
     limit: usize,
 ) -> Result<Page<ContactView>, AppError> {
-    let after = cursor.map(decode_cursor).transpose()?.unwrap_or_default();
+    let after = cursor.map(super::cursor::decode_key).transpose()?.unwrap_or_default();
     let limit = limit.clamp(1, 200);
     let mut stmt = c.prepare_cached(
         "SELECT wa_id, name, opted_out, opt_changed_at, opt_source, tags, attributes, created_at FROM contacts
@@ -90,7 +82,7 @@ pub(super) fn query_contacts(
     let mut items = rows.collect::<Result<Vec<_>, _>>()?;
     let next_cursor = if items.len() > limit {
         items.truncate(limit);
-        items.last().map(|c| URL_SAFE_NO_PAD.encode(format!("contact:{}", c.wa_id)))
+        items.last().map(|c| super::cursor::encode_key(&c.wa_id))
     } else {
         None
     };

@@ -13,37 +13,48 @@
 //! | Index | Partition key | Sort key | Rows |
 //! | --- | --- | --- | --- |
 //! | `gsi1` | `CONV#tenant#conversation` | `created#id` | messages by conversation |
-//! | `gsi2` | `MSGS#tenant`, `CONVS#tenant`, `NUMS#tenant` | `created#id`, `activity#id`, number | a tenant's messages, conversations by activity, numbers |
+//! | `gsi2` | `MSGS#tenant`, `CONVS#tenant`, `NUMS#tenant`, `CTS#tenant` | `created#id`, `activity#id`, number, `wa_id` | a tenant's messages, conversations by activity, numbers, contacts |
 //! | `gsi3` | `TOKEN#sha256` | number | numbers by verify-token hash |
 //! | `gsi4` | `OPEN` | `closes#tenant#id` | conversation windows not yet expired (sparse) |
 //!
 //! Times in sort keys are zero-padded Unix microseconds, so text order is
 //! time order; `events/docs/dynamodb.md` has the costs.
+//!
+//! Message tags have one more item per tag of a message (`pk` =
+//! `MTAG#tenant#tag`, `sk` = `conversation#message`), written in the same
+//! transaction as the message row, so the conversations holding a message
+//! with a tag are one query of the table. Listing conversations by tag reads
+//! that partition (one item per tagged message), then filters the tenant's
+//! conversations by activity as the other filters do: its cost grows with
+//! the tenant's conversations skipped before a page fills, like a state or
+//! window filter, plus the tag's messages.
 
 pub mod rows;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ReturnConsumedCapacity, ScalarAttributeType, Select,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    Projection, ProjectionType, Put, ReturnConsumedCapacity, ScalarAttributeType, Select, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use parley_app::error::AppError;
 use parley_app::readmodel::{
-    cursor, ClosedWindow, ConversationFilter, ConversationView, MessageView, NumberView, Page, ReadModels, WindowFilter,
+    cursor, AssigneeFilter, ClosedWindow, ContactFilter, ContactView, ConversationFilter, ConversationView,
+    MessageView, NumberView, Page, ReadModels, WindowFilter,
 };
 use parley_events::RecordedEvent;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-use self::rows::{micros, ConversationRow, MessageRow, NumberRow, RowKey};
+use self::rows::{micros, ContactRow, ConversationRow, MessageRow, NumberRow, RowKey};
 use super::capacity::{CapacityMeter, CapacityUnits, Kind};
 use super::event_store::Item;
 
@@ -86,9 +97,22 @@ fn before_cursor(cursor: Option<&str>) -> Result<Option<String>, AppError> {
     Ok(cursor.map(cursor::decode).transpose()?.map(|(micros, id)| order_key(micros, id)))
 }
 
+/// Items kept beside a row, written in the same transaction as the row.
+#[derive(Default)]
+struct SideItems {
+    puts: Vec<Item>,
+    /// Primary keys (`pk`, `sk`) of items to delete.
+    deletes: Vec<(String, String)>,
+}
+
 /// Where a row lives and how the indexes find it.
 trait Stored: Serialize + DeserializeOwned + Clone + PartialEq {
     fn index_keys(&self) -> Vec<(&'static str, String)>;
+
+    /// The items beside the row that change when it changes from `before`.
+    fn side_items(&self, _before: Option<&Self>) -> SideItems {
+        SideItems::default()
+    }
 }
 
 fn message_pk(tenant_id: &str, id: impl std::fmt::Display) -> String {
@@ -103,6 +127,15 @@ fn number_pk(phone_number_id: &str) -> String {
     format!("NUM#{phone_number_id}")
 }
 
+fn contact_pk(tenant_id: &str, wa_id: &str) -> String {
+    format!("CONTACT#{tenant_id}#{wa_id}")
+}
+
+/// The partition of the tagged messages of a tenant with this tag.
+fn message_tag_pk(tenant_id: &str, tag: &str) -> String {
+    format!("MTAG#{tenant_id}#{tag}")
+}
+
 impl Stored for MessageRow {
     fn index_keys(&self) -> Vec<(&'static str, String)> {
         let order = order_key(self.created_at, &self.id);
@@ -112,6 +145,30 @@ impl Stored for MessageRow {
             ("g2pk", format!("MSGS#{}", self.tenant_id)),
             ("g2sk", order),
         ]
+    }
+
+    /// One item per tag, naming the conversation, for the tag filter.
+    fn side_items(&self, before: Option<&Self>) -> SideItems {
+        let (now, then) = (self.tag_list(), before.map(MessageRow::tag_list).unwrap_or_default());
+        let sk = format!("{}#{}", self.conversation_id, self.id);
+        SideItems {
+            puts: now
+                .iter()
+                .filter(|tag| !then.contains(tag))
+                .map(|tag| {
+                    Item::from([
+                        (PK.to_owned(), s(message_tag_pk(&self.tenant_id, tag))),
+                        (SK.to_owned(), s(sk.clone())),
+                        ("conversation_id".to_owned(), s(self.conversation_id.clone())),
+                    ])
+                })
+                .collect(),
+            deletes: then
+                .iter()
+                .filter(|tag| !now.contains(tag))
+                .map(|tag| (message_tag_pk(&self.tenant_id, tag), sk.clone()))
+                .collect(),
+        }
     }
 }
 
@@ -124,6 +181,12 @@ impl Stored for ConversationRow {
             keys.push(("g4sk", format!("{}#{}", order_key(closes, &self.tenant_id), self.id)));
         }
         keys
+    }
+}
+
+impl Stored for ContactRow {
+    fn index_keys(&self) -> Vec<(&'static str, String)> {
+        vec![("g2pk", format!("CTS#{}", self.tenant_id)), ("g2sk", self.wa_id.clone())]
     }
 }
 
@@ -156,6 +219,8 @@ struct IndexQuery<'a> {
     partition: String,
     /// Only sort keys below this.
     below: Option<String>,
+    /// Only sort keys above this.
+    above: Option<String>,
     forward: bool,
 }
 
@@ -243,6 +308,12 @@ impl DynamoReadModels {
                 RowKey::Number { phone_number_id } => {
                     self.apply_row(number_pk(&phone_number_id), &events, NumberRow::apply).await?
                 }
+                RowKey::Contact { tenant_id, wa_id } => {
+                    self.apply_row(contact_pk(&tenant_id, &wa_id), &events, |row, e| {
+                        ContactRow::apply(row, &tenant_id, &wa_id, e)
+                    })
+                    .await?
+                }
             }
         }
         Ok(())
@@ -271,12 +342,19 @@ impl DynamoReadModels {
                 // Nothing changed: a redelivery, or events that leave the row as it is.
                 return Ok(());
             };
+            let side = row.side_items(before.as_ref());
             let mut item: Item = serde_dynamo::to_item(&row).map_err(AppError::internal)?;
             item.insert(PK.into(), s(pk.clone()));
             item.insert(SK.into(), s(ROW));
             item.insert(VERSION.into(), AttributeValue::N(version.to_string()));
             for (name, value) in row.index_keys() {
                 item.insert(name.into(), s(value));
+            }
+            if !side.puts.is_empty() || !side.deletes.is_empty() {
+                if self.write_with_side_items(item, read_version, side).await? {
+                    return Ok(());
+                }
+                continue;
             }
             let put = self
                 .client
@@ -305,6 +383,83 @@ impl DynamoReadModels {
             }
         }
         Err(AppError::internal(format!("read model row {pk} kept changing under the projector")))
+    }
+
+    /// Writes a row and the items beside it in one transaction, conditional
+    /// as a lone row write is. `false` when the row changed meanwhile.
+    async fn write_with_side_items(
+        &self,
+        item: Item,
+        read_version: Option<u64>,
+        side: SideItems,
+    ) -> Result<bool, AppError> {
+        let put = Put::builder().table_name(&self.table).set_item(Some(item));
+        let put = match read_version {
+            Some(read) => put
+                .condition_expression("#ver = :read")
+                .expression_attribute_names("#ver", VERSION)
+                .expression_attribute_values(":read", AttributeValue::N(read.to_string())),
+            None => put.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", PK),
+        };
+        let mut request = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put.build().map_err(internal)?).build());
+        for item in side.puts {
+            let put = Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(internal)?;
+            request = request.transact_items(TransactWriteItem::builder().put(put).build());
+        }
+        for (pk, sk) in side.deletes {
+            let delete =
+                Delete::builder().table_name(&self.table).key(PK, s(pk)).key(SK, s(sk)).build().map_err(internal)?;
+            request = request.transact_items(TransactWriteItem::builder().delete(delete).build());
+        }
+        match request.return_consumed_capacity(ReturnConsumedCapacity::Total).send().await {
+            Ok(output) => {
+                self.meter.record(Kind::Write, output.consumed_capacity());
+                Ok(true)
+            }
+            // Canceled by the row's condition or a concurrent transaction: read again.
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionCanceledException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(internal(error)),
+        }
+    }
+
+    /// The conversations of a tenant holding a message with `tag`.
+    async fn conversations_tagged(&self, tenant_id: &str, tag: &str) -> Result<HashSet<String>, AppError> {
+        let mut conversations = HashSet::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", s(message_tag_pk(tenant_id, tag)))
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(internal)?;
+            self.meter.record(Kind::Read, output.consumed_capacity());
+            for item in output.items() {
+                if let Some(AttributeValue::S(conversation)) = item.get("conversation_id") {
+                    conversations.insert(conversation.clone());
+                }
+            }
+            match output.last_evaluated_key() {
+                Some(key) => start = Some(key.clone()),
+                None => return Ok(conversations),
+            }
+        }
     }
 
     /// A row and its version.
@@ -351,12 +506,16 @@ impl DynamoReadModels {
                 .expression_attribute_values(":pk", s(query.partition.clone()))
                 .scan_index_forward(query.forward)
                 .set_exclusive_start_key(start.take());
-            request = match &query.below {
-                Some(below) => request
+            request = match (&query.below, &query.above) {
+                (Some(below), _) => request
                     .key_condition_expression("#pk = :pk AND #sk < :below")
                     .expression_attribute_names("#sk", sk_name)
                     .expression_attribute_values(":below", s(below.clone())),
-                None => request.key_condition_expression("#pk = :pk"),
+                (None, Some(above)) => request
+                    .key_condition_expression("#pk = :pk AND #sk > :above")
+                    .expression_attribute_names("#sk", sk_name)
+                    .expression_attribute_values(":above", s(above.clone())),
+                (None, None) => request.key_condition_expression("#pk = :pk"),
             };
             let output =
                 request.return_consumed_capacity(ReturnConsumedCapacity::Total).send().await.map_err(internal)?;
@@ -420,7 +579,7 @@ impl ReadModels for DynamoReadModels {
             Some(conversation) => ("gsi1", format!("CONV#{tenant_id}#{conversation}")),
             None => ("gsi2", format!("MSGS#{tenant_id}")),
         };
-        let query = IndexQuery { index, partition, below: before_cursor(cursor)?, forward: false };
+        let query = IndexQuery { index, partition, below: before_cursor(cursor)?, above: None, forward: false };
         self.page(
             query,
             limit,
@@ -450,7 +609,12 @@ impl ReadModels for DynamoReadModels {
             index: "gsi2",
             partition: format!("CONVS#{tenant_id}"),
             below: before_cursor(cursor)?,
+            above: None,
             forward: false,
+        };
+        let tagged = match &filter.tag {
+            Some(tag) => Some(self.conversations_tagged(tenant_id, tag).await?),
+            None => None,
         };
         let now = micros(now);
         let keep = |row: &ConversationRow| {
@@ -461,6 +625,12 @@ impl ReadModels for DynamoReadModels {
                     None => true,
                     Some(WindowFilter::Open) => open,
                     Some(WindowFilter::Closed) => !open,
+                }
+                && tagged.as_ref().is_none_or(|tagged| tagged.contains(&row.id))
+                && match &filter.assignee {
+                    None => true,
+                    Some(AssigneeFilter::Unassigned) => row.assignee.is_none(),
+                    Some(AssigneeFilter::User(user)) => row.assignee.as_ref() == Some(user),
                 }
         };
         self.page(query, limit, keep, |row| {
@@ -473,7 +643,13 @@ impl ReadModels for DynamoReadModels {
 
     async fn numbers(&self, tenant_id: &str) -> Result<Vec<NumberView>, AppError> {
         let mut numbers = Vec::new();
-        let query = IndexQuery { index: "gsi2", partition: format!("NUMS#{tenant_id}"), below: None, forward: true };
+        let query = IndexQuery {
+            index: "gsi2",
+            partition: format!("NUMS#{tenant_id}"),
+            below: None,
+            above: None,
+            forward: true,
+        };
         self.scan_index(query, |row: NumberRow| {
             numbers.push(row.view());
             true
@@ -482,10 +658,36 @@ impl ReadModels for DynamoReadModels {
         Ok(numbers)
     }
 
+    async fn contacts(
+        &self,
+        tenant_id: &str,
+        filter: &ContactFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ContactView>, AppError> {
+        let query = IndexQuery {
+            index: "gsi2",
+            partition: format!("CTS#{tenant_id}"),
+            below: None,
+            above: cursor.map(cursor::decode_key).transpose()?,
+            forward: true,
+        };
+        let keep = |row: &ContactRow| {
+            filter.opted_out.is_none_or(|opted_out| row.opted_out == opted_out)
+                && filter.tag.as_ref().is_none_or(|tag| row.tags.contains(tag))
+        };
+        self.page(query, limit, keep, |row| Ok((row.view(), cursor::encode_key(&row.wa_id)))).await
+    }
+
     async fn numbers_with_verify_token(&self, verify_token_sha256: &str) -> Result<Vec<NumberView>, AppError> {
         let mut numbers = Vec::new();
-        let query =
-            IndexQuery { index: "gsi3", partition: format!("TOKEN#{verify_token_sha256}"), below: None, forward: true };
+        let query = IndexQuery {
+            index: "gsi3",
+            partition: format!("TOKEN#{verify_token_sha256}"),
+            below: None,
+            above: None,
+            forward: true,
+        };
         self.scan_index(query, |row: NumberRow| {
             numbers.push(row.view());
             true
@@ -507,7 +709,13 @@ impl ReadModels for DynamoReadModels {
         }
         // Keys below the next microsecond's are the windows closed by `now`.
         let below = format!("{:020}", micros(now).max(0).saturating_add(1));
-        let query = IndexQuery { index: "gsi4", partition: OPEN_WINDOWS.into(), below: Some(below), forward: true };
+        let query = IndexQuery {
+            index: "gsi4",
+            partition: OPEN_WINDOWS.into(),
+            below: Some(below),
+            above: None,
+            forward: true,
+        };
         let mut failure = None;
         self.scan_index(query, |row: Open| {
             match row.id.parse() {

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use parley_app::error::AppError;
-use parley_app::readmodel::{ConversationView, MessageView, NumberView};
+use parley_app::readmodel::{ContactView, ConversationView, MessageView, NumberView};
 use parley_domain::status::{DeliveryStatus, ReportedStatuses};
 use parley_events::RecordedEvent;
 use serde::{Deserialize, Serialize};
@@ -17,17 +17,21 @@ pub enum RowKey {
     Message { tenant_id: String, id: Uuid },
     Conversation { tenant_id: String, id: Uuid },
     Number { phone_number_id: String },
+    Contact { tenant_id: String, wa_id: String },
 }
 
 impl RowKey {
-    /// The row `event` concerns: messages and conversations by their stream,
-    /// numbers by their registration.
+    /// The row `event` concerns: messages, conversations and contacts by
+    /// their stream, numbers by their registration.
     pub fn of(event: &RecordedEvent) -> Option<RowKey> {
         let entity = || event.stream_id.rsplit('/').next().and_then(|s| s.parse().ok());
         if event.stream_id.contains("/message/") {
             Some(RowKey::Message { tenant_id: event.tenant_id.clone(), id: entity()? })
         } else if event.stream_id.contains("/conversation/") {
             Some(RowKey::Conversation { tenant_id: event.tenant_id.clone(), id: entity()? })
+        } else if event.stream_id.contains("/contact/") {
+            let wa_id = event.stream_id.rsplit('/').next()?.to_owned();
+            Some(RowKey::Contact { tenant_id: event.tenant_id.clone(), wa_id })
         } else if event.event_type == "NumberRegistered" {
             let phone_number_id = event.data.get("phone_number_id").and_then(Value::as_str)?.to_owned();
             Some(RowKey::Number { phone_number_id })
@@ -87,6 +91,9 @@ pub struct MessageRow {
     pub read_at: Option<i64>,
     pub played_at: Option<i64>,
     pub failed_at: Option<i64>,
+    /// Deleted by an agent: `content` is `null`.
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 impl MessageRow {
@@ -121,6 +128,7 @@ impl MessageRow {
                     read_at: None,
                     played_at: None,
                     failed_at: None,
+                    deleted: false,
                 })
             }
             (_, None) => None,
@@ -151,8 +159,22 @@ impl MessageRow {
                 row.status = row.current_status().as_str().to_owned();
                 Some(row)
             }
+            ("MessageDeleted", Some(mut row)) => {
+                row.content = "null".into();
+                row.deleted = true;
+                Some(row)
+            }
+            ("MessageTagged", Some(mut row)) => {
+                row.tags = d.get("tags").cloned().unwrap_or(Value::Array(Vec::new())).to_string();
+                Some(row)
+            }
             (_, row) => row,
         }
+    }
+
+    /// The message's tags.
+    pub fn tag_list(&self) -> Vec<String> {
+        serde_json::from_str(&self.tags).unwrap_or_default()
     }
 
     /// The status by the domain's rule, so the read model never disagrees with the aggregate.
@@ -184,12 +206,13 @@ impl MessageRow {
             created_at: from_micros(self.created_at),
             content: parse_json(Some(&self.content)),
             error: Some(parse_json(self.error.as_deref())).filter(|v| !v.is_null()),
-            tags: serde_json::from_str(&self.tags).unwrap_or_default(),
+            tags: self.tag_list(),
             sent_at: self.sent_at.map(from_micros),
             delivered_at: self.delivered_at.map(from_micros),
             read_at: self.read_at.map(from_micros),
             failed_at: self.failed_at.map(from_micros),
             attempts: u32::try_from(self.attempts).unwrap_or(0),
+            deleted: self.deleted,
         })
     }
 }
@@ -209,6 +232,9 @@ pub struct ConversationRow {
     pub last_message: Option<String>,
     pub created_at: i64,
     pub activity_at: i64,
+    /// The user handling the conversation.
+    #[serde(default)]
+    pub assignee: Option<String>,
 }
 
 impl ConversationRow {
@@ -231,6 +257,7 @@ impl ConversationRow {
                     last_message: None,
                     created_at: at,
                     activity_at: at,
+                    assignee: None,
                 })
             }
             (_, None) => None,
@@ -277,6 +304,26 @@ impl ConversationRow {
                 row.state = "open".into();
                 Some(row)
             }
+            ("ConversationAssigned", Some(mut row)) => {
+                row.assignee = d.get("assignee").and_then(Value::as_str).map(str::to_owned);
+                Some(row)
+            }
+            ("ConversationMarkedRead", Some(mut row)) => {
+                row.unread_count = 0;
+                Some(row)
+            }
+            ("ConversationMessageDeleted", Some(mut row)) => {
+                // Only the preview of that very message loses its text.
+                let message_id = text(d, "message_id");
+                let mut preview = parse_json(row.last_message.as_deref());
+                if preview.get("message_id").and_then(Value::as_str) == Some(message_id.as_str()) {
+                    if let Some(fields) = preview.as_object_mut() {
+                        fields.insert("text".into(), Value::Null);
+                        row.last_message = Some(preview.to_string());
+                    }
+                }
+                Some(row)
+            }
             (_, row) => row,
         }
     }
@@ -298,6 +345,7 @@ impl ConversationRow {
             last_message: Some(parse_json(self.last_message.as_deref())).filter(|v| !v.is_null()),
             created_at: from_micros(self.created_at),
             activity_at: from_micros(self.activity_at),
+            assignee: self.assignee.clone(),
         })
     }
 }
@@ -340,6 +388,76 @@ impl NumberRow {
             waba_id: self.waba_id.clone(),
             throughput_per_second: u32::try_from(self.throughput_per_second).unwrap_or(0),
             registered_at: from_micros(self.registered_at),
+        }
+    }
+}
+
+/// A contact of the directory. JSON values (possibly sealed) are kept as their text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactRow {
+    pub tenant_id: String,
+    pub wa_id: String,
+    pub name: String,
+    pub opted_out: bool,
+    pub opt_changed_at: Option<i64>,
+    pub opt_source: Option<String>,
+    pub tags: Vec<String>,
+    pub attributes: String,
+    pub created_at: i64,
+}
+
+impl ContactRow {
+    /// The row after `event`; `None` when there is (still) no row.
+    pub fn apply(row: Option<Self>, tenant_id: &str, wa_id: &str, event: &RecordedEvent) -> Option<Self> {
+        let d = &event.data;
+        let at = parse_time(&d["at"]).unwrap_or_else(|| micros(event.recorded_at));
+        match (event.event_type.as_str(), row) {
+            ("ContactCreated", None) => Some(ContactRow {
+                tenant_id: tenant_id.to_owned(),
+                wa_id: wa_id.to_owned(),
+                name: json_text(d, "name"),
+                opted_out: false,
+                opt_changed_at: None,
+                opt_source: None,
+                tags: Vec::new(),
+                attributes: "{}".into(),
+                created_at: at,
+            }),
+            (_, None) => None,
+            ("ContactRenamed", Some(mut row)) => {
+                row.name = json_text(d, "name");
+                Some(row)
+            }
+            (t @ ("ContactOptedOut" | "ContactOptedIn"), Some(mut row)) => {
+                row.opted_out = t == "ContactOptedOut";
+                row.opt_changed_at = Some(at);
+                row.opt_source = d.get("source").and_then(Value::as_str).map(str::to_owned);
+                Some(row)
+            }
+            ("ContactUpdated", Some(mut row)) => {
+                // Absent fields keep their value: an update names what it changes.
+                if let Some(tags) = d.get("tags").filter(|t| !t.is_null()) {
+                    row.tags = serde_json::from_value(tags.clone()).unwrap_or_default();
+                }
+                if let Some(attributes) = d.get("attributes").filter(|a| !a.is_null()) {
+                    row.attributes = attributes.to_string();
+                }
+                Some(row)
+            }
+            (_, row) => row,
+        }
+    }
+
+    pub fn view(&self) -> ContactView {
+        ContactView {
+            wa_id: self.wa_id.clone(),
+            name: parse_json(Some(&self.name)),
+            opted_out: self.opted_out,
+            opt_changed_at: self.opt_changed_at.map(from_micros),
+            opt_source: self.opt_source.clone(),
+            tags: self.tags.clone(),
+            attributes: parse_json(Some(&self.attributes)),
+            created_at: from_micros(self.created_at),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! function pays for credential and endpoint resolution at init, not per call.
 
 mod batching;
+pub mod cognito;
 pub mod config;
 pub mod dynamodb;
 pub mod eventbridge;

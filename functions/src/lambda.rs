@@ -18,9 +18,10 @@ use parley_app::identity::IdentityProvider;
 use parley_app::queue::WorkQueue;
 use parley_app::services::dispatcher::job_for;
 use parley_app::{App, Config, SystemClock};
+use parley_aws::cognito::{self, CognitoIdentity, CognitoTokens};
 use parley_aws::config::AwsTarget;
 use parley_aws::dynamodb::stream::recorded_events_from_stream;
-use parley_aws::dynamodb::{DynamoEventStore, DynamoIdempotency, DynamoReadModels};
+use parley_aws::dynamodb::{DynamoAuditLog, DynamoEventStore, DynamoIdempotency, DynamoReadModels};
 use parley_aws::eventbridge::EventBridgeBus;
 use parley_aws::kms::KmsVault;
 use parley_aws::s3::S3BlobStore;
@@ -85,10 +86,36 @@ pub struct IdentityPorts {
     pub tokens: Arc<dyn TokenVerifier>,
 }
 
+/// The identity ports on AWS: the Cognito user pool `PARLEY_USER_POOL_ID`
+/// through its app client `PARLEY_USER_POOL_CLIENT_ID`, and the audit log in
+/// `PARLEY_READ_MODELS_TABLE`.
+///
+/// The pool's keys are fetched here, once per instance. Against the emulator
+/// (`PARLEY_AWS_ENDPOINT`) they are served by the emulator rather than at the
+/// issuer's address.
+pub async fn identity_ports(_config: &Config, sdk: &aws_config::SdkConfig) -> anyhow::Result<IdentityPorts> {
+    let var = |name: &str| {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty()).with_context(|| format!("{name} is not set"))
+    };
+    let (pool, client_id, table) =
+        (var("PARLEY_USER_POOL_ID")?, var("PARLEY_USER_POOL_CLIENT_ID")?, var("PARLEY_READ_MODELS_TABLE")?);
+    let region = sdk.region().context("no AWS region configured")?;
+    let issuer = cognito::issuer(region.as_ref(), &pool);
+    let jwks_url = match AwsTarget::from_env().endpoint {
+        Some(endpoint) => format!("{}/{pool}/.well-known/jwks.json", endpoint.trim_end_matches('/')),
+        None => format!("{issuer}/.well-known/jwks.json"),
+    };
+    let tokens = CognitoTokens::load(issuer, &client_id, &jwks_url).await.context("the user pool's keys")?;
+    let identity = CognitoIdentity::new(CognitoIdentity::client(sdk), pool, client_id, jwks_url);
+    let audit = DynamoAuditLog::new(aws_sdk_dynamodb_client(sdk), table);
+    Ok(IdentityPorts { identity: Arc::new(identity), audit: Arc::new(audit), tokens: Arc::new(tokens) })
+}
+
 /// The application on AWS, plus the adapters the worker handlers use directly.
 pub struct AwsRuntime {
     pub app: Arc<App>,
     pub read_models: Arc<DynamoReadModels>,
+    pub audit: Arc<DynamoAuditLog>,
     pub outbound: Arc<SqsQueue>,
     pub bus: Arc<dyn IntegrationBus>,
     pub resources: AwsResources,
@@ -105,6 +132,7 @@ impl AwsRuntime {
         let dynamodb = aws_sdk_dynamodb_client(sdk);
         let store = Arc::new(DynamoEventStore::new(dynamodb.clone(), &resources.events_table));
         let read_models = Arc::new(DynamoReadModels::new(dynamodb.clone(), &resources.read_models_table));
+        let audit = Arc::new(DynamoAuditLog::new(dynamodb.clone(), &resources.read_models_table));
         let idempotency = Arc::new(DynamoIdempotency::new(dynamodb.clone(), &resources.idempotency_table));
         let vault = Arc::new(KmsVault::new(
             aws_sdk_kms::Client::new(sdk),
@@ -140,7 +168,7 @@ impl AwsRuntime {
             },
             Settings::from_config(config)?,
         );
-        Ok(AwsRuntime { app, read_models, outbound, bus, resources })
+        Ok(AwsRuntime { app, read_models, audit, outbound, bus, resources })
     }
 
     /// The domain events each stream record carries, with its sequence number.
@@ -160,10 +188,14 @@ impl AwsRuntime {
             .collect()
     }
 
-    /// Projector: stream records -> read models.
+    /// Projector: stream records -> read models and the audit log.
     pub async fn project(&self, event: DynamoDbEvent) -> DynamoDbEventResponse {
-        let read_models = &self.read_models;
-        streams::consume(Self::record_events(&event), |events| async move { read_models.apply(&events).await }).await
+        let (read_models, audit) = (&self.read_models, &self.audit);
+        streams::consume(Self::record_events(&event), |events| async move {
+            read_models.apply(&events).await?;
+            audit.apply(&events).await
+        })
+        .await
     }
 
     /// Reactor: stream records -> outbound jobs on SQS and integration events on the bus.

@@ -682,7 +682,12 @@ mod tests {
     async fn passes_the_identity_conformance_suite() {
         let (identity, outbox, dir) = harness(Arc::new(crate::SystemClock)).await;
         let issuer = Arc::new(LocalIssuer::open(dir.path()).unwrap());
-        conformance::run_identity_suite(Harness { identity: Arc::new(identity), mail: outbox, verifier: issuer }).await;
+        conformance::run_identity_suite(Harness {
+            identity: Arc::new(identity),
+            mail: outbox,
+            verifier: issuer,
+            limits: conformance::Limits::NONE,
+        }).await;
     }
 
     #[tokio::test]

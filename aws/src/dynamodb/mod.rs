@@ -5,12 +5,14 @@
 //! caller and the name of its table; `create_table` functions exist for
 //! tests and local tools, while deployed tables come from `template.yaml`.
 
+pub mod audit;
 pub mod capacity;
 pub mod event_store;
 pub mod idempotency;
 pub mod read_models;
 pub mod stream;
 
+pub use audit::DynamoAuditLog;
 pub use capacity::{CapacityMeter, CapacityUnits};
 pub use event_store::DynamoEventStore;
 pub use idempotency::DynamoIdempotency;

@@ -140,7 +140,7 @@ pub fn lint(t: &TemplateDraft) -> Vec<Violation> {
     v
 }
 
-fn text_of<'a>(c: &'a Value) -> Option<&'a str> {
+fn text_of(c: &Value) -> Option<&str> {
     c.get("text").and_then(Value::as_str)
 }
 

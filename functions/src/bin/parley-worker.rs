@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! The worker Lambda functions: the events-stream projector and reactor, the
 //! outbound sender and the scheduled jobs. `PARLEY_HANDLER` names the one a
 //! function runs.

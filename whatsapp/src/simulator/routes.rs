@@ -97,18 +97,19 @@ async fn send_message(
 }
 
 /// Checks the version and that a bearer token is present: the simulator
-/// does not know which token belongs to which business account.
-fn check_waba_call(version: &str, waba_id: &str, headers: &HeaderMap) -> Result<(), Response> {
+/// does not know which token belongs to which business account. Answers the
+/// refusal, if any.
+fn check_waba_call(version: &str, waba_id: &str, headers: &HeaderMap) -> Option<Response> {
     if !is_api_version(version) || waba_id.is_empty() || !waba_id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(graph_error(
+        return Some(graph_error(
             StatusCode::BAD_REQUEST,
             GraphError::new(CODE_UNKNOWN_PATH, format!("Unknown path components: /{version}/{waba_id}"), None),
         ));
     }
     if bearer_token(headers).is_none() {
-        return Err(invalid_token("An access token is required to request this resource."));
+        return Some(invalid_token("An access token is required to request this resource."));
     }
-    Ok(())
+    None
 }
 
 /// `POST /{version}/{waba_id}/message_templates`.
@@ -118,7 +119,7 @@ async fn create_template(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = check_waba_call(&version, &waba_id, &headers) {
+    if let Some(r) = check_waba_call(&version, &waba_id, &headers) {
         return r;
     }
     let submission = match serde_json::from_slice::<crate::templates::TemplateSubmission>(&body) {
@@ -138,7 +139,7 @@ async fn list_templates(
     Path((version, waba_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check_waba_call(&version, &waba_id, &headers) {
+    if let Some(r) = check_waba_call(&version, &waba_id, &headers) {
         return r;
     }
     (StatusCode::OK, Json(json!({ "data": sim.templates_of(&waba_id) }))).into_response()
@@ -156,7 +157,7 @@ async fn delete_template(
     headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<DeleteTemplate>,
 ) -> Response {
-    if let Err(r) = check_waba_call(&version, &waba_id, &headers) {
+    if let Some(r) = check_waba_call(&version, &waba_id, &headers) {
         return r;
     }
     if sim.delete_templates(&waba_id, &q.name) {

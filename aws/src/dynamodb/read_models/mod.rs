@@ -47,14 +47,14 @@ use chrono::{DateTime, Utc};
 use parley_app::error::AppError;
 use parley_app::readmodel::{
     cursor, AssigneeFilter, ClosedWindow, ContactFilter, ContactView, ConversationFilter, ConversationView,
-    MessageView, NumberView, Page, ReadModels, WindowFilter,
+    MessageView, NumberView, Page, ReadModels, TemplateView, WindowFilter,
 };
 use parley_events::RecordedEvent;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-use self::rows::{micros, ContactRow, ConversationRow, MessageRow, NumberRow, RowKey};
+use self::rows::{micros, ContactRow, ConversationRow, MessageRow, NumberRow, RowKey, TemplateRow};
 use super::capacity::{CapacityMeter, CapacityUnits, Kind};
 use super::event_store::Item;
 
@@ -127,6 +127,10 @@ fn number_pk(phone_number_id: &str) -> String {
     format!("NUM#{phone_number_id}")
 }
 
+fn template_pk(tenant_id: &str, name: &str, language: &str) -> String {
+    format!("TPL#{tenant_id}#{name}#{language}")
+}
+
 fn contact_pk(tenant_id: &str, wa_id: &str) -> String {
     format!("CONTACT#{tenant_id}#{wa_id}")
 }
@@ -184,6 +188,12 @@ impl Stored for ConversationRow {
     }
 }
 
+impl Stored for TemplateRow {
+    fn index_keys(&self) -> Vec<(&'static str, String)> {
+        vec![("g2pk", format!("TPLS#{}", self.tenant_id)), ("g2sk", format!("{}#{}", self.name, self.language))]
+    }
+}
+
 impl Stored for ContactRow {
     fn index_keys(&self) -> Vec<(&'static str, String)> {
         vec![("g2pk", format!("CTS#{}", self.tenant_id)), ("g2sk", self.wa_id.clone())]
@@ -197,6 +207,9 @@ impl Stored for NumberRow {
             ("g2sk", self.phone_number_id.clone()),
             ("g3pk", format!("TOKEN#{}", self.verify_token_sha256)),
             ("g3sk", self.phone_number_id.clone()),
+            // gsi1 holds messages by conversation; numbers by business account share it.
+            ("g1pk", format!("WABA#{}", self.waba_id)),
+            ("g1sk", self.phone_number_id.clone()),
         ]
     }
 }
@@ -311,6 +324,12 @@ impl DynamoReadModels {
                 RowKey::Contact { tenant_id, wa_id } => {
                     self.apply_row(contact_pk(&tenant_id, &wa_id), &events, |row, e| {
                         ContactRow::apply(row, &tenant_id, &wa_id, e)
+                    })
+                    .await?
+                }
+                RowKey::Template { tenant_id, name, language } => {
+                    self.apply_row(template_pk(&tenant_id, &name, &language), &events, |row, e| {
+                        TemplateRow::apply(row, &tenant_id, &name, &language, e)
                     })
                     .await?
                 }
@@ -639,6 +658,36 @@ impl ReadModels for DynamoReadModels {
             Ok((view, cursor))
         })
         .await
+    }
+
+    async fn templates(&self, tenant_id: &str, name: Option<&str>) -> Result<Vec<TemplateView>, AppError> {
+        let mut templates = Vec::new();
+        // `name#language` sort keys: one name's rows lie between `name#` and `name$`.
+        let (above, below) = match name {
+            Some(name) => (Some(format!("{name}#")), Some(format!("{name}$"))),
+            None => (None, None),
+        };
+        let query = IndexQuery { index: "gsi2", partition: format!("TPLS#{tenant_id}"), below, above, forward: true };
+        self.scan_index(query, |row: TemplateRow| {
+            if !row.deleted && name.is_none_or(|n| n == row.name) {
+                templates.push(row.view());
+            }
+            true
+        })
+        .await?;
+        Ok(templates)
+    }
+
+    async fn numbers_in_waba(&self, waba_id: &str) -> Result<Vec<NumberView>, AppError> {
+        let mut numbers = Vec::new();
+        let query =
+            IndexQuery { index: "gsi1", partition: format!("WABA#{waba_id}"), below: None, above: None, forward: true };
+        self.scan_index(query, |row: NumberRow| {
+            numbers.push(row.view());
+            true
+        })
+        .await?;
+        Ok(numbers)
     }
 
     async fn numbers(&self, tenant_id: &str) -> Result<Vec<NumberView>, AppError> {

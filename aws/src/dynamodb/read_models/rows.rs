@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use parley_app::error::AppError;
-use parley_app::readmodel::{ContactView, ConversationView, MessageView, NumberView};
+use parley_app::readmodel::{ContactView, ConversationView, MessageView, NumberView, TemplateView};
 use parley_domain::status::{DeliveryStatus, ReportedStatuses};
 use parley_events::RecordedEvent;
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ pub enum RowKey {
     Conversation { tenant_id: String, id: Uuid },
     Number { phone_number_id: String },
     Contact { tenant_id: String, wa_id: String },
+    Template { tenant_id: String, name: String, language: String },
 }
 
 impl RowKey {
@@ -32,6 +33,12 @@ impl RowKey {
         } else if event.stream_id.contains("/contact/") {
             let wa_id = event.stream_id.rsplit('/').next()?.to_owned();
             Some(RowKey::Contact { tenant_id: event.tenant_id.clone(), wa_id })
+        } else if event.stream_id.contains("/template/") {
+            // `{tenant}/template/{name}/{language}`
+            let mut parts = event.stream_id.rsplitn(3, '/');
+            let language = parts.next()?.to_owned();
+            let name = parts.next()?.to_owned();
+            Some(RowKey::Template { tenant_id: event.tenant_id.clone(), name, language })
         } else if event.event_type == "NumberRegistered" {
             let phone_number_id = event.data.get("phone_number_id").and_then(Value::as_str)?.to_owned();
             Some(RowKey::Number { phone_number_id })
@@ -94,6 +101,9 @@ pub struct MessageRow {
     /// Deleted by an agent: `content` is `null`.
     #[serde(default)]
     pub deleted: bool,
+    /// A template message's rendered text (possibly sealed), as JSON text.
+    #[serde(default)]
+    pub rendered: Option<String>,
 }
 
 impl MessageRow {
@@ -129,6 +139,7 @@ impl MessageRow {
                     played_at: None,
                     failed_at: None,
                     deleted: false,
+                    rendered: None,
                 })
             }
             (_, None) => None,
@@ -159,8 +170,13 @@ impl MessageRow {
                 row.status = row.current_status().as_str().to_owned();
                 Some(row)
             }
+            ("MessageRendered", Some(mut row)) => {
+                row.rendered = Some(json_text(d, "text"));
+                Some(row)
+            }
             ("MessageDeleted", Some(mut row)) => {
                 row.content = "null".into();
+                row.rendered = None;
                 row.deleted = true;
                 Some(row)
             }
@@ -213,6 +229,7 @@ impl MessageRow {
             failed_at: self.failed_at.map(from_micros),
             attempts: u32::try_from(self.attempts).unwrap_or(0),
             deleted: self.deleted,
+            rendered: parse_json(self.rendered.as_deref()),
         })
     }
 }
@@ -458,6 +475,82 @@ impl ContactRow {
             tags: self.tags.clone(),
             attributes: parse_json(Some(&self.attributes)),
             created_at: from_micros(self.created_at),
+        }
+    }
+}
+
+/// A message template of a tenant, per name and language, with its review status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateRow {
+    pub tenant_id: String,
+    pub name: String,
+    pub language: String,
+    pub category: String,
+    pub status: String,
+    pub reason: Option<String>,
+    /// JSON text.
+    pub components: String,
+    pub whatsapp_id: Option<String>,
+    pub waba_id: String,
+    pub deleted: bool,
+    pub updated_at: i64,
+}
+
+impl TemplateRow {
+    /// The row after `event`: a submission (re)creates it, status changes and deletion update it.
+    pub fn apply(
+        row: Option<Self>,
+        tenant_id: &str,
+        name: &str,
+        language: &str,
+        event: &RecordedEvent,
+    ) -> Option<Self> {
+        let d = &event.data;
+        let at = parse_time(&d["at"]).unwrap_or_else(|| micros(event.recorded_at));
+        let optional = |k: &str| d.get(k).and_then(Value::as_str).map(str::to_owned);
+        match (event.event_type.as_str(), row) {
+            ("TemplateSubmitted", _) => Some(TemplateRow {
+                tenant_id: tenant_id.to_owned(),
+                name: name.to_owned(),
+                language: language.to_owned(),
+                category: text(d, "category"),
+                status: text(d, "status"),
+                reason: None,
+                components: json_text(d, "components"),
+                whatsapp_id: optional("whatsapp_id"),
+                waba_id: text(d, "waba_id"),
+                deleted: false,
+                updated_at: at,
+            }),
+            ("TemplateStatusChanged", Some(mut row)) => {
+                row.status = text(d, "status");
+                row.reason = optional("reason");
+                if let Some(category) = optional("category") {
+                    row.category = category;
+                }
+                row.updated_at = at;
+                Some(row)
+            }
+            ("TemplateDeleted", Some(mut row)) => {
+                row.deleted = true;
+                row.updated_at = at;
+                Some(row)
+            }
+            (_, row) => row,
+        }
+    }
+
+    pub fn view(&self) -> TemplateView {
+        TemplateView {
+            name: self.name.clone(),
+            language: self.language.clone(),
+            category: self.category.clone(),
+            status: self.status.clone(),
+            reason: self.reason.clone(),
+            components: parse_json(Some(&self.components)),
+            whatsapp_id: self.whatsapp_id.clone(),
+            waba_id: self.waba_id.clone(),
+            updated_at: from_micros(self.updated_at),
         }
     }
 }

@@ -205,13 +205,7 @@ impl IdentityProvider for CognitoIdentity {
         // The refresh token is opaque: trading it once names its user.
         let session = self.refresh(refresh_token).await?;
         let user = self.token_user(&session.access_token).await?;
-        self.client
-            .revoke_token()
-            .client_id(&self.client_id)
-            .token(refresh_token)
-            .send()
-            .await
-            .map_err(token_err)?;
+        self.client.revoke_token().client_id(&self.client_id).token(refresh_token).send().await.map_err(token_err)?;
         Ok(user.user_id)
     }
 
@@ -483,11 +477,7 @@ async fn fetch_jwks(http: &reqwest::Client, url: &str) -> Result<serde_json::Val
 async fn fetch_keys(http: &reqwest::Client, url: &str) -> Result<HashMap<String, DecodingKey>, String> {
     let jwks = fetch_jwks(http, url).await.map_err(|e| format!("{url}: {e}"))?;
     let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks).map_err(|e| format!("{url}: {e}"))?;
-    Ok(set
-        .keys
-        .iter()
-        .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
-        .collect())
+    Ok(set.keys.iter().filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?))).collect())
 }
 
 fn tokens(result: &AuthenticationResultType, kept_refresh: Option<&str>) -> Result<Tokens, IdentityError> {
@@ -496,11 +486,7 @@ fn tokens(result: &AuthenticationResultType, kept_refresh: Option<&str>) -> Resu
         access_token: result.access_token().ok_or_else(|| missing("access token"))?.to_owned(),
         id_token: result.id_token().ok_or_else(|| missing("id token"))?.to_owned(),
         // A refresh keeps the refresh token unless Cognito rotated it.
-        refresh_token: result
-            .refresh_token()
-            .or(kept_refresh)
-            .ok_or_else(|| missing("refresh token"))?
-            .to_owned(),
+        refresh_token: result.refresh_token().or(kept_refresh).ok_or_else(|| missing("refresh token"))?.to_owned(),
         expires_in: u64::try_from(result.expires_in()).unwrap_or(0),
         token_type: "Bearer".into(),
     })

@@ -687,7 +687,8 @@ mod tests {
             mail: outbox,
             verifier: issuer,
             limits: conformance::Limits::NONE,
-        }).await;
+        })
+        .await;
     }
 
     #[tokio::test]

@@ -124,8 +124,7 @@ async fn inbound(
     let mut conversation_events = vec![inbound_recorded(new_contact)];
     if conversation_version == 0 {
         let mut opened = event("ConversationOpened", 0);
-        opened.data =
-            json!({ "number_id": "106540352242922", "wa_id": "4917600000001", "at": Utc::now().to_rfc3339() });
+        opened.data = json!({ "number_id": "106540352242922", "wa_id": "4917600000001", "at": Utc::now().to_rfc3339() });
         conversation_events.insert(0, opened);
     }
     store.append("tenant-1", &conversation, ExpectedVersion::Exact(conversation_version), conversation_events).await?;

@@ -191,8 +191,7 @@ async fn webhook_to_read_model_to_send_through_the_lambda_handlers() {
     assert_eq!(items[0]["unread_count"], 1, "a redelivered stream batch is not counted twice: {list}");
 
     // A reply: the API queues it, the reactor puts the job on SQS, the sender sends it.
-    let reply =
-        json!({"from": PNID, "to": CUSTOMER, "type": "text", "text": {"body": "Hello from Lambda"}}).to_string();
+    let reply = json!({"from": PNID, "to": CUSTOMER, "type": "text", "text": {"body": "Hello from Lambda"}}).to_string();
     let request = api_gateway_request("POST", "/v1/messages", bearer.clone(), Some(&reply));
     let (status, queued) = invoke(parley_app::http::router(app.clone()), request).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{queued}");

@@ -47,10 +47,7 @@ async fn an_export_job_writes_a_csv_behind_an_expiring_link_and_mails_it() {
     assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
     let id = accepted["job_id"].as_str().unwrap().to_owned();
     let job = wait_for_job(&server, &token, &id, "succeeded").await;
-    assert_eq!(
-        (job["progress"].as_u64(), job["attempts"].as_u64(), job["kind"].as_str()),
-        (Some(100), Some(1), Some("message_export"))
-    );
+    assert_eq!((job["progress"].as_u64(), job["attempts"].as_u64(), job["kind"].as_str()), (Some(100), Some(1), Some("message_export")));
     let url = job["download_url"].as_str().unwrap().to_owned();
 
     let csv = reqwest::get(&url).await.unwrap();
@@ -84,17 +81,8 @@ async fn an_export_job_writes_a_csv_behind_an_expiring_link_and_mails_it() {
     assert_eq!(rest["items"][0]["id"], id.as_str());
 
     let (_, doc) = server.get(&token, "/openapi.json").await;
-    for path in [
-        "/v1/jobs",
-        "/v1/jobs/{id}",
-        "/v1/messages/export",
-        "/v1/analytics/summary",
-        "/v1/billing/usage",
-        "/v1/billing/invoices",
-        "/v1/billing/invoices/{id}",
-        "/v1/billing/plan",
-        "/webhooks/stripe",
-    ] {
+    for path in ["/v1/jobs", "/v1/jobs/{id}", "/v1/messages/export", "/v1/analytics/summary", "/v1/billing/usage",
+                 "/v1/billing/invoices", "/v1/billing/invoices/{id}", "/v1/billing/plan", "/webhooks/stripe"] {
         assert!(doc["paths"][path].is_object(), "{path} is documented");
     }
     for bad in ["from=2026-02-10&to=2026-02-01", "from=2025-01-01&to=2026-02-01", "granularity=week", "colour=red"] {

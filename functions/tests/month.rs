@@ -160,8 +160,7 @@ async fn a_month_of_traffic_is_invoiced_and_counted_exactly() {
         }
         clock.set(t0);
         for (k, customer) in CUSTOMERS.iter().enumerate() {
-            let (code, r) =
-                server.webhook(&inbound(customer, &format!("wamid.IN-{day}-{k}"), t0, "hello"), APP_SECRET).await;
+            let (code, r) = server.webhook(&inbound(customer, &format!("wamid.IN-{day}-{k}"), t0, "hello"), APP_SECRET).await;
             assert_eq!(code, StatusCode::OK, "{r}");
         }
         let first_answer = i64::from(day % 5 + 1) * 60;
@@ -222,10 +221,7 @@ async fn a_month_of_traffic_is_invoiced_and_counted_exactly() {
     assert_eq!(usage["billable"], 24 + 28, "{usage}");
     assert_eq!(category("marketing").unwrap()["billable"], 24);
     assert_eq!(category("utility").unwrap()["billable"], 28);
-    assert_eq!(
-        (category("service").unwrap()["billable"].as_u64(), category("service").unwrap()["free"].as_u64()),
-        (Some(0), Some(56))
-    );
+    assert_eq!((category("service").unwrap()["billable"].as_u64(), category("service").unwrap()["free"].as_u64()), (Some(0), Some(56)));
     assert_eq!(usage["plan"], "growth");
 
     // Analytics for the month in one call, against counts of the input.
@@ -261,13 +257,9 @@ async fn a_month_of_traffic_is_invoiced_and_counted_exactly() {
     let invoice = &items[0];
     // By hand: starter 49.00 for 14 of 28 days = 24.50; growth 199.00 for 14 of 28 days = 99.50;
     // all 52 billable messages are within the allowance; VAT 19 % of 124.00 = 23.56.
-    let amounts: Vec<i64> =
-        invoice["lines"].as_array().unwrap().iter().map(|l| l["amount"].as_i64().unwrap()).collect();
+    let amounts: Vec<i64> = invoice["lines"].as_array().unwrap().iter().map(|l| l["amount"].as_i64().unwrap()).collect();
     assert_eq!(amounts.iter().filter(|a| **a != 0).copied().collect::<Vec<_>>(), vec![2_450, 9_950]);
-    assert_eq!(
-        (invoice["subtotal"].as_i64(), invoice["vat"].as_i64(), invoice["total"].as_i64()),
-        (Some(12_400), Some(2_356), Some(14_756))
-    );
+    assert_eq!((invoice["subtotal"].as_i64(), invoice["vat"].as_i64(), invoice["total"].as_i64()), (Some(12_400), Some(2_356), Some(14_756)));
     assert_eq!((invoice["currency"].as_str(), invoice["tax_id"].as_str()), (Some("EUR"), Some("DE123456789")));
     assert_eq!(invoice["status"], "open");
     let lines = invoice["lines"].to_string();
@@ -281,10 +273,7 @@ async fn a_month_of_traffic_is_invoiced_and_counted_exactly() {
 
     // Stripe got the customer, the invoice, one item per charged line plus VAT, and the finalization.
     let calls: Vec<String> = stripe.requests.lock().unwrap().iter().map(|(p, _, _)| p.clone()).collect();
-    assert_eq!(
-        calls,
-        ["customers", "invoices", "invoiceitems", "invoiceitems", "invoiceitems", "invoices/in_fake_1/finalize"]
-    );
+    assert_eq!(calls, ["customers", "invoices", "invoiceitems", "invoiceitems", "invoiceitems", "invoices/in_fake_1/finalize"]);
     let item_total: i64 = stripe
         .requests
         .lock()
@@ -319,8 +308,7 @@ async fn a_month_of_traffic_is_invoiced_and_counted_exactly() {
         dunned += expected;
         server.settled().await;
     }
-    let paid =
-        json!({"id": "evt_2", "type": "invoice.paid", "data": {"object": {"id": "in_fake_1", "object": "invoice"}}});
+    let paid = json!({"id": "evt_2", "type": "invoice.paid", "data": {"object": {"id": "in_fake_1", "object": "invoice"}}});
     assert_eq!(stripe_webhook(&server, &paid, WEBHOOK_SECRET).await, StatusCode::OK);
     server.settled().await;
     clock.set(at("2026-03-09T00:00:00Z"));

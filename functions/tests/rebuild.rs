@@ -57,8 +57,7 @@ async fn projections_rebuilt_from_zero_equal_the_incremental_ones_after_a_random
                 delivered_webhooks.push(body);
             }
             3..=5 => {
-                let body =
-                    json!({"from": PNID, "to": customer, "type": "text", "text": {"body": format!("reply {step}")}});
+                let body = json!({"from": PNID, "to": customer, "type": "text", "text": {"body": format!("reply {step}")}});
                 // Refused sends (closed window, opted out) are part of the workload too.
                 server.post(&token, "/v1/messages", &body).await;
             }

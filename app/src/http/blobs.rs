@@ -23,12 +23,7 @@ pub struct Signed {
 }
 
 fn refused() -> Problem {
-    Problem::new(
-        StatusCode::FORBIDDEN,
-        "link_invalid",
-        "Link invalid",
-        "the download link is not genuine or has expired",
-    )
+    Problem::new(StatusCode::FORBIDDEN, "link_invalid", "Link invalid", "the download link is not genuine or has expired")
 }
 
 async fn download(
@@ -41,9 +36,7 @@ async fn download(
     }
     match store.get(&key).await {
         Ok(Some(blob)) => ([(header::CONTENT_TYPE, blob.content_type)], blob.bytes).into_response(),
-        Ok(None) => {
-            Problem::new(StatusCode::NOT_FOUND, "not_found", "Not found", "the blob no longer exists").into_response()
-        }
+        Ok(None) => Problem::new(StatusCode::NOT_FOUND, "not_found", "Not found", "the blob no longer exists").into_response(),
         Err(e) => {
             tracing::error!(error = %e, "blob store unavailable");
             Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Unavailable", "the blob store is unavailable")

@@ -5,11 +5,11 @@
 //! stay sealed in the read model exactly as in the events; the API opens them
 //! on the way out, so a destroyed key redacts read models too.
 
-pub mod analytics;
-pub mod billing;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod contacts;
+pub mod analytics;
+pub mod billing;
 pub mod cursor;
 pub mod jobs;
 pub mod ops;

@@ -172,12 +172,7 @@ async fn analytics_count_each_status_once_per_message(m: OpsReadModels) {
     // Read without delivered, then a late delivered: one delivery, one read.
     log.push("t1", &s0, Event::MessageRead { at: later }, later);
     log.push("t1", &s0, Event::MessageDelivered { at: later, pricing: None }, later);
-    log.push(
-        "t1",
-        &ids::message_stream("t1", outbound[1]),
-        Event::MessageDelivered { at: later, pricing: None },
-        later,
-    );
+    log.push("t1", &ids::message_stream("t1", outbound[1]), Event::MessageDelivered { at: later, pricing: None }, later);
     let failure = Failure { code: Some(131049), kind: "marketing_cap".into(), title: None, detail: None };
     log.push("t1", &ids::message_stream("t1", outbound[2]), Event::MessageFailed { at: later, failure }, later);
     log.apply(&m).await;

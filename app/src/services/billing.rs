@@ -103,11 +103,7 @@ impl Ops {
         let usage = self.billing.usage(tenant_id, month).await?;
         // The plan that governs a month: the one now for the current month, the last one otherwise.
         let now = self.app.clock.now();
-        let plan = if Month::of(now) == month {
-            account.plan_at(now)
-        } else {
-            account.plan_at(month.end() - Duration::seconds(1))
-        };
+        let plan = if Month::of(now) == month { account.plan_at(now) } else { account.plan_at(month.end() - Duration::seconds(1)) };
         let billable = billable_total(&usage);
         Ok(UsageReport {
             month,
@@ -220,9 +216,7 @@ impl Ops {
         let meta = Meta::new("schedule:invoicer");
         let done = self
             .invoices
-            .execute(&invoice_target(tenant_id, &month_s), &meta, |s| {
-                Ok::<_, BillingRefusal>(billing::issue(s, invoice.clone()))
-            })
+            .execute(&invoice_target(tenant_id, &month_s), &meta, |s| Ok::<_, BillingRefusal>(billing::issue(s, invoice.clone())))
             .await
             .map_err(refused)?;
         if done.events.is_empty() {
@@ -254,8 +248,7 @@ impl Ops {
                 .map_err(refused)?;
         }
         if let Some(to) = invoice.bill_to.clone() {
-            let link =
-                self.app.blobs.download_url(&pdf_key, self.settings.download_ttl).await.map_err(AppError::internal)?;
+            let link = self.app.blobs.download_url(&pdf_key, self.settings.download_ttl).await.map_err(AppError::internal)?;
             let text = format!(
                 "Your Parley invoice {} for {} is ready.\n\nTotal: {} {}\nDue: {}\n\nDownload the PDF:\n{link}\n",
                 invoice.number,
@@ -319,8 +312,7 @@ impl Ops {
                     invoice_pdf::money(issued.total),
                     issued.currency
                 );
-                let mail =
-                    Mail { to, subject: format!("Payment failed: Parley invoice {}", issued.number), text, html: None };
+                let mail = Mail { to, subject: format!("Payment failed: Parley invoice {}", issued.number), text, html: None };
                 self.app.mailer.send(&mail).await.map_err(AppError::internal)?;
                 sent += 1;
             }

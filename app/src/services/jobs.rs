@@ -101,13 +101,14 @@ impl Ops {
         job_id: Uuid,
         decide: impl Fn(&Job) -> Result<Vec<Event>, job::JobRefusal>,
     ) -> Result<Arc<Job>, AppError> {
-        let done =
-            self.jobs.execute(&target(tenant_id, job_id), &Meta::new("worker:jobs"), |s| decide(s)).await.map_err(
-                |e| match e {
-                    crate::repo::ExecuteError::Rejected(r) => refused(r),
-                    crate::repo::ExecuteError::Failed(e) => e,
-                },
-            )?;
+        let done = self
+            .jobs
+            .execute(&target(tenant_id, job_id), &Meta::new("worker:jobs"), |s| decide(s))
+            .await
+            .map_err(|e| match e {
+                crate::repo::ExecuteError::Rejected(r) => refused(r),
+                crate::repo::ExecuteError::Failed(e) => e,
+            })?;
         Ok(done.state)
     }
 
@@ -125,8 +126,7 @@ impl Ops {
             Some(JobStatus::Queued) => {}
             Some(JobStatus::Running) => {
                 // Its runner died mid-attempt: that attempt failed.
-                let state =
-                    self.job_step(tenant_id, job_id, |s| job::fail(s, "the attempt was interrupted", now)).await?;
+                let state = self.job_step(tenant_id, job_id, |s| job::fail(s, "the attempt was interrupted", now)).await?;
                 return self.notify_outcome(tenant_id, job_id, &state).await;
             }
             // Finished or unknown: nothing to do.
@@ -162,13 +162,7 @@ impl Ops {
         let mail = match state.status {
             Some(JobStatus::Succeeded) => {
                 let link = match &state.artifact {
-                    Some(key) => Some(
-                        self.app
-                            .blobs
-                            .download_url(key, self.settings.download_ttl)
-                            .await
-                            .map_err(AppError::internal)?,
-                    ),
+                    Some(key) => Some(self.app.blobs.download_url(key, self.settings.download_ttl).await.map_err(AppError::internal)?),
                     None => None,
                 };
                 let mut text = format!("Your {what} job {job_id} (tenant {tenant_id}) has finished.\n");

@@ -75,8 +75,7 @@ impl StripeClient {
 
     /// Creates the tenant's customer; returns its id (`cus_...`).
     pub async fn create_customer(&self, tenant_id: &str, email: Option<&str>) -> Result<String, AppError> {
-        let mut form =
-            vec![("name".to_owned(), tenant_id.to_owned()), ("metadata[tenant_id]".into(), tenant_id.into())];
+        let mut form = vec![("name".to_owned(), tenant_id.to_owned()), ("metadata[tenant_id]".into(), tenant_id.into())];
         if let Some(email) = email {
             form.push(("email".into(), email.into()));
         }
@@ -84,12 +83,7 @@ impl StripeClient {
     }
 
     /// Creates, fills and finalizes the invoice; returns its id (`in_...`).
-    pub async fn create_invoice(
-        &self,
-        customer_id: &str,
-        invoice: &InvoiceIssued,
-        due_days: i64,
-    ) -> Result<String, AppError> {
+    pub async fn create_invoice(&self, customer_id: &str, invoice: &InvoiceIssued, due_days: i64) -> Result<String, AppError> {
         let key = |step: &str| format!("parley-invoice-{}-{step}", invoice.invoice_id);
         let currency = invoice.currency.to_lowercase();
         let id = self
@@ -107,8 +101,9 @@ impl StripeClient {
                 ],
             )
             .await?;
-        let vat_line = (invoice.vat != 0)
-            .then(|| (format!("VAT {}.{:02} %", invoice.vat_rate_bp / 100, invoice.vat_rate_bp % 100), invoice.vat));
+        let vat_line = (invoice.vat != 0).then(|| {
+            (format!("VAT {}.{:02} %", invoice.vat_rate_bp / 100, invoice.vat_rate_bp % 100), invoice.vat)
+        });
         let items = invoice.lines.iter().filter(|l| l.amount != 0).map(|l| (l.description.clone(), l.amount));
         for (i, (description, amount)) in items.chain(vat_line).enumerate() {
             self.post(
@@ -162,8 +157,7 @@ pub fn verify_signature(secret: &str, header: &str, body: &[u8], now_unix: i64) 
 
 /// Signs a body the way Stripe does (tests and local tools).
 pub fn sign(secret: &str, body: &[u8], now_unix: i64) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
     mac.update(now_unix.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);

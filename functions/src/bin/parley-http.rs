@@ -16,7 +16,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     let router = match handler.as_str() {
         "webhooks" => parley_app::http::webhook_router(runtime.app),
         "api" | "messages" | "public" => parley_app::http::router(runtime.app),
-        other => return Err(format!("PARLEY_HANDLER: `{other}` is not one of webhooks, api, messages, public").into()),
+        other => {
+            return Err(format!("PARLEY_HANDLER: `{other}` is not one of webhooks, api, messages, public").into())
+        }
     };
     lambda_http::run(router).await
 }

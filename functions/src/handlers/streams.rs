@@ -58,8 +58,9 @@ mod tests {
 
     #[tokio::test]
     async fn stops_at_the_first_failure_and_names_it() {
-        let records: Vec<_> =
-            (1..=4).map(|n| RecordEvents { sequence_number: format!("seq-{n}"), events: vec![event(n)] }).collect();
+        let records: Vec<_> = (1..=4)
+            .map(|n| RecordEvents { sequence_number: format!("seq-{n}"), events: vec![event(n)] })
+            .collect();
         let applied = Mutex::new(Vec::new());
         let response = consume(records, |events| {
             let position = events[0].global_position;

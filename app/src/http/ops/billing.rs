@@ -114,9 +114,7 @@ pub struct InvoiceOut {
 
 async fn invoice_out(ops: &Ops, i: InvoiceView) -> Result<InvoiceOut, AppError> {
     let pdf_url = match &i.pdf {
-        Some(key) => {
-            Some(ops.app.blobs.download_url(key, ops.settings.download_ttl).await.map_err(AppError::internal)?)
-        }
+        Some(key) => Some(ops.app.blobs.download_url(key, ops.settings.download_ttl).await.map_err(AppError::internal)?),
         None => None,
     };
     let line = |l: InvoiceLine| LineOut { description: l.description, quantity: l.quantity, amount: l.amount };

@@ -87,7 +87,8 @@ pub async fn list(
     caller: Caller,
     Query(q): Query<ListJobs>,
 ) -> Result<axum::Json<JobPage>, AppError> {
-    let page = ops.job_views.jobs(&caller.tenant_id, q.cursor.as_deref(), crate::http::page_limit(q.limit)?).await?;
+    let page =
+        ops.job_views.jobs(&caller.tenant_id, q.cursor.as_deref(), crate::http::page_limit(q.limit)?).await?;
     let mut items = Vec::with_capacity(page.items.len());
     for j in page.items {
         items.push(job_out(&ops, j).await?);
@@ -164,12 +165,7 @@ pub async fn export(
     let job_id = ops
         .queue_job(
             &caller.tenant_id,
-            NewJob {
-                kind: JobKind::MessageExport,
-                params: serde_json::to_value(&filter)?,
-                requested_by: caller.actor(),
-                notify,
-            },
+            NewJob { kind: JobKind::MessageExport, params: serde_json::to_value(&filter)?, requested_by: caller.actor(), notify },
         )
         .await?;
     Ok((

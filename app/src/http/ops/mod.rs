@@ -30,7 +30,8 @@ impl FromRequestParts<Arc<Ops>> for Caller {
 
 /// Refuses anything the mailer would not take as a recipient.
 pub(crate) fn check_recipient(field: &str, address: &str) -> Result<(), AppError> {
-    let probe = crate::mail::Mail { to: address.to_owned(), subject: "-".into(), text: "-".into(), html: None };
+    let probe =
+        crate::mail::Mail { to: address.to_owned(), subject: "-".into(), text: "-".into(), html: None };
     crate::mail::validate(&probe).map_err(|e| AppError::validation(field, e.to_string()))
 }
 

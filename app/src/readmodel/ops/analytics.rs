@@ -58,11 +58,7 @@ fn bump_counter(tx: &Transaction<'_>, key: [&str; 5]) -> Result<(), AppError> {
     Ok(())
 }
 
-pub(super) fn project(
-    tx: &Transaction<'_>,
-    e: &RecordedEvent,
-    templates: &HashMap<Uuid, String>,
-) -> Result<(), AppError> {
+pub(super) fn project(tx: &Transaction<'_>, e: &RecordedEvent, templates: &HashMap<Uuid, String>) -> Result<(), AppError> {
     let (tenant, d) = (e.tenant_id.as_str(), &e.data);
     let s = |k: &str| d[k].as_str().unwrap_or_default().to_owned();
     match e.event_type.as_str() {
@@ -152,8 +148,7 @@ impl AnalyticsReadModel for SqliteOpsReadModels {
         to: NaiveDate,
         number_id: Option<&str>,
     ) -> Result<DailyRows, AppError> {
-        let (tenant, from, to, number) =
-            (tenant_id.to_owned(), from.to_string(), to.to_string(), number_id.map(str::to_owned));
+        let (tenant, from, to, number) = (tenant_id.to_owned(), from.to_string(), to.to_string(), number_id.map(str::to_owned));
         self.read(move |c| {
             let mut rows = DailyRows::new();
             let key = |day: String, number: String| (day.parse::<NaiveDate>().unwrap_or_default(), number);
@@ -180,8 +175,8 @@ impl AnalyticsReadModel for SqliteOpsReadModels {
                 let map = if dimension == "template" { &mut entry.templates } else { &mut entry.failed_by_kind };
                 map.insert(name, count as u64);
             }
-            let mut stmt =
-                c.prepare_cached(&format!("SELECT day, number_id, seconds FROM analytics_responses WHERE {filter}"))?;
+            let mut stmt = c
+                .prepare_cached(&format!("SELECT day, number_id, seconds FROM analytics_responses WHERE {filter}"))?;
             let mut q = stmt.query(params![tenant, from, to, number])?;
             while let Some(r) = q.next()? {
                 rows.entry(key(r.get(0)?, r.get(1)?)).or_default().first_response_secs.push(r.get(2)?);

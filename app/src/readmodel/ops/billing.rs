@@ -85,8 +85,7 @@ pub(super) fn project_invoice(tx: &Transaction<'_>, e: &RecordedEvent) -> Result
     Ok(())
 }
 
-const COLUMNS: &str =
-    "id, number, month, plan, status, currency, lines, subtotal, vat_rate_bp, vat, total, tax_id, pdf,
+const COLUMNS: &str = "id, number, month, plan, status, currency, lines, subtotal, vat_rate_bp, vat, total, tax_id, pdf,
     external_id, issued_at, due_at";
 
 fn invoice_row(r: &Row<'_>) -> rusqlite::Result<InvoiceView> {
@@ -121,9 +120,8 @@ impl BillingReadModel for SqliteOpsReadModels {
     async fn usage(&self, tenant_id: &str, month: Month) -> Result<Usage, AppError> {
         let (tenant, month) = (tenant_id.to_owned(), month.to_string());
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT category, billable, free FROM billing_usage WHERE tenant_id = ?1 AND month = ?2",
-            )?;
+            let mut stmt = c
+                .prepare_cached("SELECT category, billable, free FROM billing_usage WHERE tenant_id = ?1 AND month = ?2")?;
             let rows = stmt.query_map(params![tenant, month], |r| {
                 let (billable, free): (i64, i64) = (r.get(1)?, r.get(2)?);
                 Ok((r.get::<_, String>(0)?, CategoryUsage { billable: billable as u64, free: free as u64 }))

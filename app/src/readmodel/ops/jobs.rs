@@ -49,10 +49,8 @@ pub(super) fn project(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), App
         )?,
         "JobFailed" => {
             let status = if d["retrying"].as_bool() == Some(true) { "queued" } else { "failed" };
-            tx.prepare_cached(
-                "UPDATE jobs SET status = ?4, error = ?5, updated_at = ?3 WHERE tenant_id = ?1 AND id = ?2",
-            )?
-            .execute(params![tenant, id, at, status, d["error"].as_str()])?;
+            tx.prepare_cached("UPDATE jobs SET status = ?4, error = ?5, updated_at = ?3 WHERE tenant_id = ?1 AND id = ?2")?
+                .execute(params![tenant, id, at, status, d["error"].as_str()])?;
         }
         _ => {}
     }

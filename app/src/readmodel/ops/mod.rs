@@ -97,10 +97,7 @@ impl SqliteOpsReadModels {
         };
         let writer = open()?;
         writer.execute_batch(SCHEMA)?;
-        Ok(Arc::new(SqliteOpsReadModels {
-            writer: Arc::new(Mutex::new(writer)),
-            reader: Arc::new(Mutex::new(open()?)),
-        }))
+        Ok(Arc::new(SqliteOpsReadModels { writer: Arc::new(Mutex::new(writer)), reader: Arc::new(Mutex::new(open()?)) }))
     }
 
     /// The projections that build these read models. The analytics one
@@ -108,9 +105,7 @@ impl SqliteOpsReadModels {
     pub fn projections(self: &Arc<Self>, sealer: Arc<EventSealer>) -> Vec<Arc<dyn Projection>> {
         [Kind::Jobs, Kind::Analytics, Kind::Usage, Kind::Invoices]
             .into_iter()
-            .map(|kind| {
-                Arc::new(OpsProjection { db: self.clone(), kind, sealer: sealer.clone() }) as Arc<dyn Projection>
-            })
+            .map(|kind| Arc::new(OpsProjection { db: self.clone(), kind, sealer: sealer.clone() }) as Arc<dyn Projection>)
             .collect()
     }
 

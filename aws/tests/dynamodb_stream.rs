@@ -6,13 +6,11 @@
 mod common;
 
 use aws_lambda_events::event::dynamodb::EventRecord;
-use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use chrono::Utc;
 use parley_aws::dynamodb::{recorded_events_from_stream, DynamoEventStore, StreamDecodeError};
+use parley_aws::testing::stream_records;
 use parley_events::{EventStore, ExpectedVersion, NewEvent};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use uuid::Uuid;
 
 fn event(n: usize) -> NewEvent {
@@ -26,74 +24,6 @@ fn event(n: usize) -> NewEvent {
         actor: "test".into(),
         data: json!({ "n": n, "text": "olá 👋", "padding": "x".repeat(200) }),
     }
-}
-
-/// An attribute value in DynamoDB's JSON form, as Lambda delivers images.
-fn attribute_json(value: &AttributeValue) -> Value {
-    match value {
-        AttributeValue::S(s) => json!({ "S": s }),
-        AttributeValue::N(n) => json!({ "N": n }),
-        AttributeValue::B(b) => json!({ "B": STANDARD.encode(b.as_ref()) }),
-        AttributeValue::Bool(b) => json!({ "BOOL": b }),
-        AttributeValue::Null(_) => json!({ "NULL": true }),
-        AttributeValue::L(list) => json!({ "L": list.iter().map(attribute_json).collect::<Vec<_>>() }),
-        AttributeValue::M(map) => json!({ "M": image_json(map) }),
-        other => panic!("the events table writes no {other:?}"),
-    }
-}
-
-fn image_json(image: &std::collections::HashMap<String, AttributeValue>) -> Value {
-    Value::Object(image.iter().map(|(k, v)| (k.clone(), attribute_json(v))).collect::<Map<_, _>>())
-}
-
-/// Every record of the table's stream so far, shaped as a Lambda event record.
-async fn stream_records(table: &str) -> Vec<EventRecord> {
-    let config = common::emulator_config().await;
-    let streams = aws_sdk_dynamodbstreams::Client::new(&config);
-    let listed = streams.list_streams().table_name(table).send().await.expect("list streams");
-    let arn = listed.streams()[0].stream_arn().expect("stream arn").to_owned();
-    let described = streams.describe_stream().stream_arn(&arn).send().await.expect("describe stream");
-    let shards = described.stream_description().expect("description").shards().to_vec();
-    let mut records = Vec::new();
-    for shard in shards {
-        let mut iterator = streams
-            .get_shard_iterator()
-            .stream_arn(&arn)
-            .shard_id(shard.shard_id().expect("shard id"))
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .expect("shard iterator")
-            .shard_iterator;
-        while let Some(current) = iterator.take() {
-            let page = streams.get_records().shard_iterator(current).send().await.expect("get records");
-            if page.records().is_empty() {
-                break;
-            }
-            for record in page.records() {
-                let change = record.dynamodb().expect("stream record");
-                let lambda_shape = json!({
-                    "eventID": record.event_id(),
-                    "eventName": record.event_name().map(|n| n.as_str()),
-                    "eventVersion": "1.1",
-                    "eventSource": "aws:dynamodb",
-                    "awsRegion": "us-east-1",
-                    "eventSourceARN": arn,
-                    "dynamodb": {
-                        "ApproximateCreationDateTime": Utc::now().timestamp(),
-                        "Keys": image_json(change.keys().unwrap_or(&Default::default())),
-                        "NewImage": image_json(change.new_image().unwrap_or(&Default::default())),
-                        "SequenceNumber": change.sequence_number(),
-                        "SizeBytes": change.size_bytes().unwrap_or(0),
-                        "StreamViewType": "NEW_IMAGE",
-                    },
-                });
-                records.push(serde_json::from_value(lambda_shape).expect("a Lambda DynamoDB event record"));
-            }
-            iterator = page.next_shard_iterator;
-        }
-    }
-    records
 }
 
 #[tokio::test]
@@ -122,7 +52,7 @@ async fn stream_records_decode_into_the_appended_events() {
     assert!(refused.is_err(), "a stale append is refused: {refused:?}");
     store.append("t2", "message-b", ExpectedVersion::Any, next(3)).await.expect("append");
 
-    let records = stream_records(&table).await;
+    let records = stream_records(&common::emulator_config().await, &table, 0).await;
     assert!(
         records
             .iter()

@@ -49,7 +49,7 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --features parley-functions/lambda --quiet -- -D warnings
 
 step "cargo test"
-cargo test --workspace --all-targets --features parley-functions/lambda
+cargo test --workspace --all-targets --features parley-functions/lambda --no-fail-fast
 
 # ---- infrastructure ------------------------------------------------------------
 step "cfn-lint template.yaml"

@@ -115,11 +115,15 @@ impl CognitoIdentity {
         Ok(())
     }
 
-    async fn sign_out_everywhere(&self, username: &str) -> Result<(), IdentityError> {
+    /// Ends every session of the account. Sessions are named by the sign-in
+    /// name (the email), which Cognito accepts as the username because the
+    /// pool signs in by email; an emulator that keys sessions by that name
+    /// finds them too.
+    async fn sign_out_everywhere(&self, account: &Account) -> Result<(), IdentityError> {
         self.client
             .admin_user_global_sign_out()
             .user_pool_id(&self.user_pool_id)
-            .username(username)
+            .username(&account.email)
             .send()
             .await
             .map_err(map_err)?;
@@ -232,7 +236,7 @@ impl IdentityProvider for CognitoIdentity {
             .await
             .map_err(code_err)?;
         let account = self.known_user(&email).await?;
-        self.sign_out_everywhere(&account.user_id).await?;
+        self.sign_out_everywhere(&account).await?;
         Ok(account)
     }
 
@@ -247,7 +251,7 @@ impl IdentityProvider for CognitoIdentity {
             .send()
             .await
             .map_err(login_err)?;
-        self.sign_out_everywhere(&account.user_id).await?;
+        self.sign_out_everywhere(&account).await?;
         Ok(account)
     }
 
@@ -352,7 +356,8 @@ impl IdentityProvider for CognitoIdentity {
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<(), IdentityError> {
-        self.sign_out_everywhere(user_id).await?;
+        let account = self.known_user(user_id).await?;
+        self.sign_out_everywhere(&account).await?;
         self.client
             .admin_delete_user()
             .user_pool_id(&self.user_pool_id)

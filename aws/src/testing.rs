@@ -9,6 +9,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_config::SdkConfig;
 use aws_lambda_events::event::dynamodb::EventRecord;
+use aws_sdk_cognitoidentityprovider::types::{
+    AttributeDataType, ExplicitAuthFlowsType, PasswordPolicyType, SchemaAttributeType, StringAttributeConstraintsType,
+    UserPoolPolicyType, UsernameAttributeType, VerifiedAttributeType,
+};
 use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -102,4 +106,59 @@ pub async fn stream_records(config: &SdkConfig, table: &str, skip: usize) -> Vec
         }
     }
     records.into_iter().skip(skip).collect()
+}
+
+/// A user pool and app client as `template.yaml` declares them.
+pub async fn create_user_pool(client: &aws_sdk_cognitoidentityprovider::Client) -> (String, String) {
+    let custom = |name: &str, min: &str, max: &str| {
+        SchemaAttributeType::builder()
+            .name(name)
+            .attribute_data_type(AttributeDataType::String)
+            .mutable(true)
+            .string_attribute_constraints(
+                StringAttributeConstraintsType::builder().min_length(min).max_length(max).build(),
+            )
+            .build()
+    };
+    let created = client
+        .create_user_pool()
+        .pool_name(unique_name("parley"))
+        .username_attributes(UsernameAttributeType::Email)
+        .auto_verified_attributes(VerifiedAttributeType::Email)
+        .policies(
+            UserPoolPolicyType::builder()
+                .password_policy(
+                    PasswordPolicyType::builder()
+                        .minimum_length(12)
+                        .require_lowercase(true)
+                        .require_uppercase(true)
+                        .require_numbers(true)
+                        .require_symbols(false)
+                        .build(),
+                )
+                .build(),
+        )
+        .schema(custom("tenant_id", "1", "64"))
+        .schema(custom("role", "4", "6"))
+        .send()
+        .await
+        .expect("create user pool");
+    let pool_id = created.user_pool().and_then(|p| p.id()).expect("pool id").to_owned();
+    let app = client
+        .create_user_pool_client()
+        .user_pool_id(&pool_id)
+        .client_name("parley-api")
+        .generate_secret(false)
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowUserPasswordAuth)
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
+        .read_attributes("email")
+        .read_attributes("email_verified")
+        .read_attributes("custom:tenant_id")
+        .read_attributes("custom:role")
+        .write_attributes("email")
+        .send()
+        .await
+        .expect("create user pool client");
+    let client_id = app.user_pool_client().and_then(|c| c.client_id()).expect("client id").to_owned();
+    (pool_id, client_id)
 }

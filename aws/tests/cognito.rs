@@ -11,15 +11,13 @@ mod emulator;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_cognitoidentityprovider::types::{
-    AttributeDataType, ExplicitAuthFlowsType, PasswordPolicyType, SchemaAttributeType, StringAttributeConstraintsType,
-    UserPoolPolicyType, UserStatusType, UsernameAttributeType, VerifiedAttributeType,
-};
+use aws_sdk_cognitoidentityprovider::types::UserStatusType;
 use aws_sdk_cognitoidentityprovider::Client;
 use parley_app::auth::TokenVerifier;
 use parley_app::identity::conformance::{run_identity_suite, CodeSource, Harness, Limits};
 use parley_app::identity::IdentityProvider;
 use parley_aws::cognito::{issuer, CognitoIdentity, CognitoTokens};
+use parley_aws::testing::create_user_pool;
 
 /// Sign-up codes are not checked by the emulator, which also lacks
 /// `RevokeToken` and `VerifyUserAttribute`; Cognito itself keeps refresh
@@ -85,67 +83,12 @@ impl CodeSource for EmulatorCodes {
     }
 }
 
-/// A user pool and app client as `template.yaml` declares them.
-async fn pool(client: &Client) -> (String, String) {
-    let custom = |name: &str, min: &str, max: &str| {
-        SchemaAttributeType::builder()
-            .name(name)
-            .attribute_data_type(AttributeDataType::String)
-            .mutable(true)
-            .string_attribute_constraints(
-                StringAttributeConstraintsType::builder().min_length(min).max_length(max).build(),
-            )
-            .build()
-    };
-    let created = client
-        .create_user_pool()
-        .pool_name(emulator::unique("parley"))
-        .username_attributes(UsernameAttributeType::Email)
-        .auto_verified_attributes(VerifiedAttributeType::Email)
-        .policies(
-            UserPoolPolicyType::builder()
-                .password_policy(
-                    PasswordPolicyType::builder()
-                        .minimum_length(12)
-                        .require_lowercase(true)
-                        .require_uppercase(true)
-                        .require_numbers(true)
-                        .require_symbols(false)
-                        .build(),
-                )
-                .build(),
-        )
-        .schema(custom("tenant_id", "1", "64"))
-        .schema(custom("role", "4", "6"))
-        .send()
-        .await
-        .expect("create user pool");
-    let pool_id = created.user_pool().and_then(|p| p.id()).expect("pool id").to_owned();
-    let app = client
-        .create_user_pool_client()
-        .user_pool_id(&pool_id)
-        .client_name("parley-api")
-        .generate_secret(false)
-        .explicit_auth_flows(ExplicitAuthFlowsType::AllowUserPasswordAuth)
-        .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
-        .read_attributes("email")
-        .read_attributes("email_verified")
-        .read_attributes("custom:tenant_id")
-        .read_attributes("custom:role")
-        .write_attributes("email")
-        .send()
-        .await
-        .expect("create user pool client");
-    let client_id = app.user_pool_client().and_then(|c| c.client_id()).expect("client id").to_owned();
-    (pool_id, client_id)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cognito_identity_passes_the_identity_suite() {
     let sdk = emulator::sdk_config().await;
     let endpoint = emulator::endpoint();
     let client = Client::new(&sdk);
-    let (pool_id, client_id) = pool(&client).await;
+    let (pool_id, client_id) = create_user_pool(&client).await;
     let region = sdk.region().expect("a region").to_string();
     let jwks_url = format!("{}/{pool_id}/.well-known/jwks.json", endpoint.trim_end_matches('/'));
     let verifier =
@@ -166,7 +109,7 @@ async fn tokens_of_another_client_or_issuer_are_refused() {
     let sdk = emulator::sdk_config().await;
     let endpoint = emulator::endpoint();
     let client = Client::new(&sdk);
-    let (pool_id, client_id) = pool(&client).await;
+    let (pool_id, client_id) = create_user_pool(&client).await;
     let region = sdk.region().expect("a region").to_string();
     let jwks_url = format!("{}/{pool_id}/.well-known/jwks.json", endpoint.trim_end_matches('/'));
     let identity = CognitoIdentity::new(client.clone(), &pool_id, &client_id, &jwks_url);

@@ -21,7 +21,7 @@ use parley_app::{App, Config, SystemClock};
 use parley_aws::cognito::{self, CognitoIdentity, CognitoTokens};
 use parley_aws::config::AwsTarget;
 use parley_aws::dynamodb::stream::recorded_events_from_stream;
-use parley_aws::dynamodb::{DynamoAuditLog, DynamoEventStore, DynamoIdempotency, DynamoReadModels};
+use parley_aws::dynamodb::{DynamoAuditLog, DynamoEventStore, DynamoIdempotency, DynamoRateLimiter, DynamoReadModels};
 use parley_aws::eventbridge::EventBridgeBus;
 use parley_aws::kms::KmsVault;
 use parley_aws::s3::S3BlobStore;
@@ -134,6 +134,7 @@ impl AwsRuntime {
         let read_models = Arc::new(DynamoReadModels::new(dynamodb.clone(), &resources.read_models_table));
         let audit = Arc::new(DynamoAuditLog::new(dynamodb.clone(), &resources.read_models_table));
         let idempotency = Arc::new(DynamoIdempotency::new(dynamodb.clone(), &resources.idempotency_table));
+        let rate_limiter = Arc::new(DynamoRateLimiter::new(dynamodb.clone(), &resources.idempotency_table));
         let vault = Arc::new(KmsVault::new(
             aws_sdk_kms::Client::new(sdk),
             dynamodb,
@@ -162,9 +163,8 @@ impl AwsRuntime {
                 mailer,
                 identity: identity.identity,
                 audit: identity.audit,
-                // Per instance: concurrent instances each pace their own sends
-                // (a shared DynamoDB bucket is future work, see the README).
-                rate_limiter: Arc::new(parley_app::ratelimit::MemoryRateLimiter::default()),
+                // Shared by every instance: the buckets live in DynamoDB.
+                rate_limiter,
             },
             Settings::from_config(config)?,
         );

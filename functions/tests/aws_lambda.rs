@@ -24,11 +24,8 @@ use parley_app::identity::audit::SqliteAuditLog;
 use parley_app::identity::local::LocalIdentity;
 use parley_app::mail::OutboxMailer;
 use parley_app::{Config, SystemClock};
-use parley_aws::dynamodb::{DynamoEventStore, DynamoIdempotency, DynamoReadModels};
-use parley_aws::kms::KmsVault;
-use parley_aws::sqs::SqsQueue;
-use parley_aws::testing::{emulator_config, stream_records, unique_name};
-use parley_functions::lambda::{AwsResources, AwsRuntime, IdentityPorts};
+use parley_aws::testing::{emulator_config, stream_records};
+use parley_functions::lambda::{AwsRuntime, IdentityPorts};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -43,35 +40,7 @@ struct Deployment {
 /// composes the functions' runtime on them.
 async fn deploy(graph_base: &str) -> Deployment {
     let sdk = emulator_config().await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let resources = AwsResources {
-        stage: "test".into(),
-        events_table: unique_name("events"),
-        read_models_table: unique_name("read-models"),
-        idempotency_table: unique_name("idempotency"),
-        keys_table: unique_name("keys"),
-        data_key_id: aws_sdk_kms::Client::new(&sdk)
-            .create_key()
-            .send()
-            .await
-            .expect("create key")
-            .key_metadata()
-            .expect("key metadata")
-            .key_id()
-            .to_owned(),
-        outbound_queue_url: SqsQueue::create_with_dlq(aws_sdk_sqs::Client::new(&sdk), &unique_name("outbound"), 5)
-            .await
-            .expect("create queue")
-            .queue_url()
-            .to_owned(),
-        event_bus: unique_name("bus"),
-        blob_bucket: unique_name("blobs"),
-    };
-    DynamoEventStore::create_table(&dynamodb, &resources.events_table).await.expect("events table");
-    DynamoReadModels::create_table(&dynamodb, &resources.read_models_table).await.expect("read-model table");
-    DynamoIdempotency::create_table(&dynamodb, &resources.idempotency_table).await.expect("idempotency table");
-    KmsVault::create_table(&dynamodb, &resources.keys_table).await.expect("keys table");
-    aws_sdk_eventbridge::Client::new(&sdk).create_event_bus().name(&resources.event_bus).send().await.expect("bus");
+    let resources = common::stage::create_stage(&sdk).await;
 
     let config = Config::from_lookup(|name| match name {
         "PARLEY_WHATSAPP_API_BASE" => Some(graph_base.to_owned()),

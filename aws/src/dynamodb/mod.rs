@@ -1,5 +1,5 @@
-//! DynamoDB adapters: the event store, the idempotency store and the read
-//! models, plus decoding of the events table's stream records.
+//! DynamoDB adapters: the event store, the idempotency store, the rate
+//! limiter's buckets and the read models, plus decoding of the events table's stream records.
 //!
 //! Every adapter takes an [`aws_sdk_dynamodb::Client`] built once by the
 //! caller and the name of its table; `create_table` functions exist for
@@ -9,6 +9,7 @@ pub mod audit;
 pub mod capacity;
 pub mod event_store;
 pub mod idempotency;
+pub mod rate_limiter;
 pub mod read_models;
 pub mod stream;
 
@@ -16,6 +17,7 @@ pub use audit::DynamoAuditLog;
 pub use capacity::{CapacityMeter, CapacityUnits};
 pub use event_store::DynamoEventStore;
 pub use idempotency::DynamoIdempotency;
+pub use rate_limiter::DynamoRateLimiter;
 pub use read_models::DynamoReadModels;
 pub use stream::{recorded_events_from_stream, StreamDecodeError};
 

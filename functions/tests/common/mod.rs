@@ -3,6 +3,11 @@
 
 #![allow(dead_code)]
 
+#[cfg(feature = "lambda")]
+pub mod runtime_api;
+#[cfg(feature = "lambda")]
+pub mod stage;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

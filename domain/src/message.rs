@@ -264,7 +264,8 @@ pub fn expire_queued(
     }
     let free_form = state.kind != "template";
     let failure = if free_form && !crate::window::is_open(window_closes_at, now) {
-        let closed = window_closes_at.map_or_else(|| "never opened".to_owned(), |at| format!("closed at {}", at.to_rfc3339()));
+        let closed =
+            window_closes_at.map_or_else(|| "never opened".to_owned(), |at| format!("closed at {}", at.to_rfc3339()));
         Failure {
             code: None,
             kind: "window_closed".into(),

@@ -414,6 +414,12 @@ async fn archived_messages_are_removed_and_restored_as_they_were(
     let mut log = Log::new();
     let conversation = Uuid::now_v7();
     let (archived, kept) = (Uuid::now_v7(), Uuid::now_v7());
+    let opened = log.event(
+        TENANT,
+        &conversation_stream(TENANT, conversation),
+        "ConversationOpened",
+        json!({ "number_id": "pn-1", "wa_id": "491700000001", "at": text(at(0)) }),
+    );
     let stream = message_stream(TENANT, archived);
     let events = vec![
         log.event(TENANT, &stream, "MessageQueued", queued(conversation, 1)),
@@ -423,12 +429,6 @@ async fn archived_messages_are_removed_and_restored_as_they_were(
         log.event(TENANT, &stream, "MessageTagged", json!({ "tags": ["vip"] })),
     ];
     let other = log.event(TENANT, &message_stream(TENANT, kept), "MessageReceived", received(conversation, "w.k", 4));
-    let opened = log.event(
-        TENANT,
-        &conversation_stream(TENANT, conversation),
-        "ConversationOpened",
-        json!({ "number_id": "pn-1", "wa_id": "491700000001", "at": text(at(0)) }),
-    );
     project(&projector, &[opened]).await;
     project(&projector, &events).await;
     project(&projector, std::slice::from_ref(&other)).await;
@@ -463,7 +463,8 @@ async fn archived_messages_are_removed_and_restored_as_they_were(
 async fn queued_messages_are_listed_oldest_first(models: Arc<dyn ReadModels>, projector: Arc<dyn Projector>) {
     let mut log = Log::new();
     let conversation = Uuid::now_v7();
-    let (young, old, sent, inbound, other) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (young, old, sent, inbound, other) =
+        (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
     let events = [
         log.event(TENANT, &message_stream(TENANT, young), "MessageQueued", queued(conversation, 9)),
         log.event(TENANT, &message_stream(TENANT, old), "MessageQueued", queued(conversation, 1)),
@@ -472,15 +473,32 @@ async fn queued_messages_are_listed_oldest_first(models: Arc<dyn ReadModels>, pr
         log.event("tenant-rm-2", &message_stream("tenant-rm-2", other), "MessageQueued", queued(conversation, 5)),
     ];
     project(&projector, &events).await;
-    let listed = |queued: Vec<super::QueuedMessage>| {
-        queued.into_iter().map(|q| (q.tenant_id, q.message_id)).collect::<Vec<_>>()
-    };
-    let all = vec![(TENANT.to_owned(), old), (TENANT.to_owned(), sent), ("tenant-rm-2".to_owned(), other), (TENANT.to_owned(), young)];
+    let listed =
+        |queued: Vec<super::QueuedMessage>| queued.into_iter().map(|q| (q.tenant_id, q.message_id)).collect::<Vec<_>>();
+    let all = vec![
+        (TENANT.to_owned(), old),
+        (TENANT.to_owned(), sent),
+        ("tenant-rm-2".to_owned(), other),
+        (TENANT.to_owned(), young),
+    ];
     assert_eq!(listed(models.queued_messages(10).await.expect("queued")), all, "every tenant's, oldest first");
     assert_eq!(listed(models.queued_messages(1).await.expect("queued")), all[..1], "limited");
-    project(&projector, &[log.event(TENANT, &message_stream(TENANT, sent), "MessageSent", json!({ "at": text(at(3)) }))]).await;
+    project(
+        &projector,
+        &[log.event(TENANT, &message_stream(TENANT, sent), "MessageSent", json!({ "at": text(at(3)) }))],
+    )
+    .await;
     let failure = json!({ "kind": "expired" });
-    project(&projector, &[log.event(TENANT, &message_stream(TENANT, old), "MessageFailed", json!({ "at": text(at(3)), "failure": failure }))]).await;
+    project(
+        &projector,
+        &[log.event(
+            TENANT,
+            &message_stream(TENANT, old),
+            "MessageFailed",
+            json!({ "at": text(at(3)), "failure": failure }),
+        )],
+    )
+    .await;
     let left = vec![("tenant-rm-2".to_owned(), other), (TENANT.to_owned(), young)];
     assert_eq!(listed(models.queued_messages(10).await.expect("queued")), left, "sent and failed ones leave the list");
 }

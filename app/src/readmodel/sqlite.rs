@@ -809,8 +809,7 @@ impl ReadModels for SqliteReadModels {
     }
 
     async fn restore_messages(&self, events: &[RecordedEvent]) -> Result<(), AppError> {
-        let mut events: Vec<RecordedEvent> =
-            events.iter().filter(|e| Kind::Messages.concerns(e)).cloned().collect();
+        let mut events: Vec<RecordedEvent> = events.iter().filter(|e| Kind::Messages.concerns(e)).cloned().collect();
         events.sort_by(|a, b| (&a.stream_id, a.version).cmp(&(&b.stream_id, b.version)));
         self.write(move |c| {
             let tx = c.transaction()?;

@@ -2,8 +2,9 @@
 //! (default 90 days) move from the hot store to blob storage, as gzip JSON
 //! Lines per tenant and month, and can be brought back.
 //!
-//! What moves are whole streams of records that end: messages and the
-//! statuses parked for unknown wamids. Entity streams (contacts,
+//! What moves are whole streams of records that end: messages. The wamid
+//! streams (which message a wamid names, statuses parked for unknown ones)
+//! stay hot, so a late status still finds its message. Entity streams (contacts,
 //! conversations, templates, members, billing) stay hot however old, since
 //! later commands are decided on their state. A stream moves only when its
 //! newest event is older than the cutoff, so a message still receiving
@@ -47,7 +48,7 @@ use crate::sealing::Meta;
 use crate::services::jobs::NewJob;
 
 /// The kinds of stream that archive (the segment after the tenant).
-const ARCHIVED_KINDS: [&str; 2] = ["message", "wamid"];
+const ARCHIVED_KINDS: [&str; 1] = ["message"];
 /// Streams handled per step of a run: read, written, then removed.
 const STREAMS_PER_STEP: usize = 200;
 /// The actor of scheduled archive runs.

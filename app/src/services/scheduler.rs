@@ -60,7 +60,8 @@ impl Ops {
             state.archived_on = Some(today);
         }
         report.expired_messages = self.expire_queued_messages(now).await?;
-        let poll_every = chrono::Duration::from_std(self.settings.template_poll_interval).unwrap_or(chrono::Duration::hours(1));
+        let poll_every =
+            chrono::Duration::from_std(self.settings.template_poll_interval).unwrap_or(chrono::Duration::hours(1));
         if state.templates_polled_at.is_none_or(|at| at + poll_every <= now) {
             report.template_changes = self.poll_template_statuses().await?;
             state.templates_polled_at = Some(now);

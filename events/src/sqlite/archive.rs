@@ -43,7 +43,8 @@ pub(super) fn dormant_streams(
 ) -> Result<Vec<String>, StoreError> {
     let mut statement = conn.prepare_cached(DORMANT)?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = statement.query_map(params![prefix, prefix_end(prefix), format_time(&before), limit], |row| row.get(0))?;
+    let rows =
+        statement.query_map(params![prefix, prefix_end(prefix), format_time(&before), limit], |row| row.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

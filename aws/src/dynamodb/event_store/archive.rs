@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use parley_events::{NewEvent, RecordedEvent, StoreError};
 
 use super::item::{
-    decode_item, kind, string, Item, ItemKind, PendingEvent, ARCHIVED, BASE, EVENTS, LAST_POSITION, PK,
-    SIZE, SK, TIP_INDEX, VERSION, WRITTEN_AFTER,
+    decode_item, kind, string, Item, ItemKind, PendingEvent, ARCHIVED, BASE, EVENTS, LAST_POSITION, PK, SIZE, SK,
+    TIP_INDEX, VERSION, WRITTEN_AFTER,
 };
 use super::{DynamoEventStore, MAX_APPEND_BYTES};
 use crate::dynamodb::capacity::Kind;
@@ -164,7 +164,9 @@ impl DynamoEventStore {
                 data: event.data.clone(),
             };
             let pending = PendingEvent::new(&event.tenant_id, &new, event.recorded_at)?;
-            let full = chunks.last().is_some_and(|(list, bytes)| !list.is_empty() && bytes + pending.bytes() > MAX_APPEND_BYTES);
+            let full = chunks
+                .last()
+                .is_some_and(|(list, bytes)| !list.is_empty() && bytes + pending.bytes() > MAX_APPEND_BYTES);
             if full {
                 chunks.push((Vec::new(), 0));
             }
@@ -203,7 +205,8 @@ impl DynamoEventStore {
             match written {
                 Ok(output) => self.meter.record(Kind::Write, output.consumed_capacity()),
                 // Written by an earlier restore that stopped half way.
-                Err(error) if matches!(error.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {}
+                Err(error)
+                    if matches!(error.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {}
                 Err(error) => return Err(unavailable(error)),
             }
             base += len;

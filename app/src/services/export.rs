@@ -149,7 +149,7 @@ impl Ops {
         }
         let mut archived = self.archived_messages(tenant_id, filter.from, filter.to).await?;
         archived.retain(|m| filter.matches(m) && !written.contains(&m.id));
-        archived.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        archived.sort_by_key(|m| std::cmp::Reverse((m.created_at, m.id)));
         for m in &archived {
             let content = self.app.sealer.open_value(&m.content).await?;
             csv.write_record(record(m, text_of(&content))).map_err(AppError::internal)?;

@@ -74,6 +74,14 @@ pub struct OpsSettings {
     pub stripe: Option<StripeSettings>,
     /// How often the in-process scheduler looks for due work.
     pub scheduler_interval: Duration,
+    /// Days records stay hot before the archiver moves them, unless the
+    /// tenant chose otherwise (SPEC 6.3).
+    pub retention_days: u32,
+    /// How long an outbound message may wait in the queue before the
+    /// cleanup fails it as expired.
+    pub queued_message_ttl: Duration,
+    /// How often the template status poller asks the Graph API.
+    pub template_poll_interval: Duration,
 }
 
 impl Default for OpsSettings {
@@ -85,12 +93,16 @@ impl Default for OpsSettings {
             invoice_due_days: 14,
             stripe: None,
             scheduler_interval: Duration::from_secs(60),
+            retention_days: 90,
+            queued_message_ttl: Duration::from_secs(24 * 3600),
+            template_poll_interval: Duration::from_secs(3600),
         }
     }
 }
 
 impl OpsSettings {
-    /// Reads `PARLEY_JOB_MAX_ATTEMPTS`, `PARLEY_SCHEDULER_INTERVAL_SECS` and, for Stripe, `PARLEY_STRIPE_SECRET_KEY`,
+    /// Reads `PARLEY_JOB_MAX_ATTEMPTS`, `PARLEY_SCHEDULER_INTERVAL_SECS`, `PARLEY_RETENTION_DAYS`,
+    /// `PARLEY_QUEUED_MESSAGE_TTL_SECS`, `PARLEY_TEMPLATE_POLL_INTERVAL_SECS` and, for Stripe, `PARLEY_STRIPE_SECRET_KEY`,
     /// `PARLEY_STRIPE_WEBHOOK_SECRET` and `PARLEY_STRIPE_API_BASE`; adds one
     /// line to `problems` per bad value.
     pub fn from_lookup(get: &impl Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> OpsSettings {
@@ -110,6 +122,15 @@ impl OpsSettings {
         }
         if let Some(n) = number("PARLEY_SCHEDULER_INTERVAL_SECS", 1, 3600) {
             s.scheduler_interval = Duration::from_secs(n);
+        }
+        if let Some(n) = number("PARLEY_RETENTION_DAYS", 1, 3650) {
+            s.retention_days = n as u32;
+        }
+        if let Some(n) = number("PARLEY_QUEUED_MESSAGE_TTL_SECS", 60, 30 * 24 * 3600) {
+            s.queued_message_ttl = Duration::from_secs(n);
+        }
+        if let Some(n) = number("PARLEY_TEMPLATE_POLL_INTERVAL_SECS", 60, 7 * 24 * 3600) {
+            s.template_poll_interval = Duration::from_secs(n);
         }
         match (get("PARLEY_STRIPE_SECRET_KEY"), get("PARLEY_STRIPE_WEBHOOK_SECRET")) {
             (Some(secret_key), Some(webhook_secret)) => {

@@ -234,6 +234,13 @@ pub enum Event {
         by: String,
         at: DateTime<Utc>,
     },
+    /// How long the tenant's records stay in the hot store before the
+    /// archiver moves them to blob storage.
+    RetentionChanged {
+        days: u32,
+        by: String,
+        at: DateTime<Utc>,
+    },
 
     // ---- users (credentials never appear in events) ----
     UserSignedUp {
@@ -356,6 +363,7 @@ impl Event {
             Event::MemberJoined { .. } => "MemberJoined",
             Event::RoleChanged { .. } => "RoleChanged",
             Event::MemberRemoved { .. } => "MemberRemoved",
+            Event::RetentionChanged { .. } => "RetentionChanged",
             Event::UserSignedUp { .. } => "UserSignedUp",
             Event::EmailVerified { .. } => "EmailVerified",
             Event::PasswordChanged { .. } => "PasswordChanged",

@@ -18,12 +18,15 @@ use crate::event::Event;
 pub enum JobKind {
     /// The tenant's messages as a CSV file.
     MessageExport,
+    /// Moving the tenant's streams past retention to blob storage (SPEC 6.3).
+    ArchiveRun,
 }
 
 impl JobKind {
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::MessageExport => "message_export",
+            JobKind::ArchiveRun => "archive_run",
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct Message {
     /// Deleted by an agent: content redacted in read models.
     pub deleted: bool,
     pub tags: Vec<String>,
+    /// When an outbound message was queued.
+    pub queued_at: Option<DateTime<Utc>>,
 }
 
 impl Message {
@@ -98,6 +100,7 @@ impl Message {
                 self.number_id = e.number_id.clone();
                 self.wa_id = e.wa_id.clone();
                 self.kind = e.kind.clone();
+                self.queued_at = Some(e.queued_at);
             }
             Event::MessageDispatchStarted { attempt, at } => {
                 self.dispatch = Dispatch::InFlight { attempt: *attempt, since: *at };
@@ -243,6 +246,45 @@ pub fn settle_unconfirmed(state: &Message, grace: Duration, now: DateTime<Utc>) 
     }
 }
 
+/// Fails an outbound message that is still waiting to go out (never
+/// started, or waiting for a retry) once it can no longer be sent: a
+/// free-form message whose conversation window closed while it waited
+/// (WhatsApp would refuse it with 131047), or any message queued longer than
+/// `ttl`. A dispatch in flight or unconfirmed is left to the sender, which
+/// alone knows whether WhatsApp has it.
+pub fn expire_queued(
+    state: &Message,
+    window_closes_at: Option<DateTime<Utc>>,
+    ttl: Duration,
+    now: DateTime<Utc>,
+) -> Vec<Event> {
+    let waiting = matches!(state.dispatch, Dispatch::NotStarted | Dispatch::RetryScheduled { .. });
+    if !state.is_outbound() || !waiting || state.wamid.is_some() || state.failure.is_some() {
+        return Vec::new();
+    }
+    let free_form = state.kind != "template";
+    let failure = if free_form && !crate::window::is_open(window_closes_at, now) {
+        let closed =
+            window_closes_at.map_or_else(|| "never opened".to_owned(), |at| format!("closed at {}", at.to_rfc3339()));
+        Failure {
+            code: None,
+            kind: "window_closed".into(),
+            title: Some("The customer-service window closed before the message went out".into()),
+            detail: Some(format!("the window {closed}; send an approved template instead")),
+        }
+    } else if state.queued_at.is_some_and(|queued| queued + ttl <= now) {
+        Failure {
+            code: None,
+            kind: "expired".into(),
+            title: Some("The message waited in the queue too long".into()),
+            detail: Some(format!("queued longer than {} minutes without going out", ttl.num_minutes())),
+        }
+    } else {
+        return Vec::new();
+    };
+    vec![Event::MessageFailed { at: now, failure }]
+}
+
 /// A status from WhatsApp's webhook.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusReport {
@@ -318,6 +360,39 @@ mod tests {
 
     fn failure(kind: &str) -> Failure {
         Failure { code: Some(130429), kind: kind.into(), title: None, detail: None }
+    }
+
+    #[test]
+    fn queued_messages_expire_when_the_window_closes_or_the_ttl_passes() {
+        let ttl = Duration::hours(1);
+        let open_until = Some(t(600));
+        let m = queued();
+        assert!(expire_queued(&m, open_until, ttl, t(10)).is_empty(), "window open, young: stays");
+        let closed = expire_queued(&m, open_until, ttl, t(600));
+        assert!(matches!(&closed[..], [Event::MessageFailed { failure, .. }] if failure.kind == "window_closed"));
+        let m = apply(m, closed);
+        assert_eq!(m.status(), DeliveryStatus::Failed);
+        assert_eq!(start_dispatch(&m, t(700)), Err(DispatchSkip::Settled), "never sent afterwards");
+        assert!(expire_queued(&m, open_until, ttl, t(700)).is_empty(), "failed once");
+
+        let mut template = queued();
+        template.kind = "template".into();
+        assert!(expire_queued(&template, None, ttl, t(3599)).is_empty(), "templates need no window");
+        let old = expire_queued(&template, None, ttl, t(3600));
+        assert!(matches!(&old[..], [Event::MessageFailed { failure, .. }] if failure.kind == "expired"));
+
+        // In flight or accepted: the sender's business.
+        let m = queued();
+        let in_flight = apply(m.clone(), start_dispatch(&m, t(1)).unwrap());
+        assert!(expire_queued(&in_flight, None, ttl, t(9999)).is_empty());
+        let accepted = apply(in_flight.clone(), record_accepted(&in_flight, "wamid.1", t(2)));
+        assert!(expire_queued(&accepted, None, ttl, t(9999)).is_empty());
+        // Waiting for a retry: still queued, so it expires.
+        let retrying = apply(
+            in_flight.clone(),
+            record_dispatch_failure(&in_flight, 1, failure("throughput_limit"), Some(t(50)), 5, t(3)),
+        );
+        assert_eq!(expire_queued(&retrying, Some(t(100)), ttl, t(100)).len(), 1);
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub struct Tenant {
     pub members: BTreeMap<String, Member>,
     /// Open invitations by (lower-case) email.
     pub invitations: BTreeMap<String, Invitation>,
+    /// Days records stay hot before archiving; `None`: the default.
+    pub retention_days: Option<u32>,
 }
 
 impl Tenant {
@@ -99,6 +101,7 @@ impl Tenant {
             Event::InvitationRevoked { email, .. } => {
                 self.invitations.remove(email);
             }
+            Event::RetentionChanged { days, .. } => self.retention_days = Some(*days),
             _ => {}
         }
         self
@@ -346,5 +349,50 @@ mod tests {
         for bad in ["", "ann", "ann@", "@x.com", "ann@localhost", "a b@x.com", "a@b@c.com", "a@x\n.com"] {
             assert!(normalize_email(bad).is_err(), "{bad:?}");
         }
+    }
+}
+
+/// The shortest and longest retention a tenant may choose, in days.
+pub const RETENTION_DAYS: std::ops::RangeInclusive<u32> = 1..=3650;
+
+/// Why a retention change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RetentionError {
+    #[error("no such tenant")]
+    UnknownTenant,
+    #[error("retention must be 1 to 3650 days, not {0}")]
+    OutOfRange(u32),
+}
+
+/// Sets how many days the tenant's records stay hot; the same value again records nothing.
+pub fn set_retention(state: &Tenant, days: u32, by: &str, now: DateTime<Utc>) -> Result<Vec<Event>, RetentionError> {
+    if !state.exists() {
+        return Err(RetentionError::UnknownTenant);
+    }
+    if !RETENTION_DAYS.contains(&days) {
+        return Err(RetentionError::OutOfRange(days));
+    }
+    if state.retention_days == Some(days) {
+        return Ok(vec![]);
+    }
+    Ok(vec![Event::RetentionChanged { days, by: by.to_owned(), at: now }])
+}
+
+#[cfg(test)]
+mod retention_tests {
+    use super::*;
+
+    #[test]
+    fn retention_is_bounded_and_recorded_once() {
+        let now = Utc::now();
+        let created = Event::TenantCreated { tenant_id: "t1".into(), name: "Acme".into(), at: now };
+        let tenant = Tenant::fold([&created]);
+        assert_eq!(set_retention(&Tenant::default(), 30, "u", now), Err(RetentionError::UnknownTenant));
+        assert_eq!(set_retention(&tenant, 0, "u", now), Err(RetentionError::OutOfRange(0)));
+        assert_eq!(set_retention(&tenant, 4000, "u", now), Err(RetentionError::OutOfRange(4000)));
+        let events = set_retention(&tenant, 30, "u", now).unwrap();
+        let tenant = events.iter().fold(tenant, |t, e| t.evolve(e));
+        assert_eq!(tenant.retention_days, Some(30));
+        assert!(set_retention(&tenant, 30, "u", now).unwrap().is_empty());
     }
 }

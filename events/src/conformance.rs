@@ -57,6 +57,8 @@ where
         racing_writers_on_distinct_streams_all_win,
         envelope_round_trips,
         subscribers_tick_on_commit,
+        dormant_streams_are_whole_old_and_prefixed,
+        archived_streams_leave_and_come_back_unchanged,
     );
 }
 
@@ -420,4 +422,67 @@ async fn wait_for_head(rx: &mut tokio::sync::watch::Receiver<u64>, position: u64
     })
     .await;
     assert!(matches!(reached, Ok(true)), "{who} did not see head {position} (at {})", *rx.borrow());
+}
+
+/// Events that occurred `days_ago` days before now.
+fn events_at(n: usize, days_ago: i64) -> Vec<NewEvent> {
+    let at = Utc::now() - TimeDelta::days(days_ago);
+    events(n).into_iter().map(|e| NewEvent { occurred_at: at, ..e }).collect()
+}
+
+async fn dormant<S: EventStore>(store: &S, prefix: &str, before: DateTime<Utc>, limit: usize) -> Vec<String> {
+    store.dormant_streams(prefix, before, limit).await.unwrap_or_else(|e| panic!("dormant_streams failed: {e}"))
+}
+
+async fn dormant_streams_are_whole_old_and_prefixed<S: EventStore>(store: Arc<S>) {
+    let old = |n| events_at(n, 100);
+    store.append(TENANT, "arc/t1/message/b", ExpectedVersion::NoStream, old(2)).await.expect("append");
+    store.append(TENANT, "arc/t1/message/a", ExpectedVersion::NoStream, old(1)).await.expect("append");
+    // Old, but still in use: its newest event is recent.
+    store.append(TENANT, "arc/t1/message/c", ExpectedVersion::NoStream, old(3)).await.expect("append");
+    store.append(TENANT, "arc/t1/message/c", ExpectedVersion::Exact(3), events_at(1, 1)).await.expect("append");
+    // Another tenant's, and another kind of stream.
+    store.append(TENANT, "arc/t2/message/a", ExpectedVersion::NoStream, old(1)).await.expect("append");
+    store.append(TENANT, "arc/t1/contact/a", ExpectedVersion::NoStream, old(1)).await.expect("append");
+
+    let cutoff = Utc::now() - TimeDelta::days(90);
+    assert_eq!(
+        dormant(&*store, "arc/t1/message/", cutoff, 100).await,
+        ["arc/t1/message/a", "arc/t1/message/b"],
+        "only whole streams older than the cutoff, under the prefix, by id"
+    );
+    assert_eq!(dormant(&*store, "arc/t1/message/", cutoff, 1).await, ["arc/t1/message/a"], "limited");
+    let later = Utc::now() + TimeDelta::days(1);
+    assert_eq!(dormant(&*store, "arc/t1/message/", later, 100).await.len(), 3, "a later cutoff takes c too");
+    assert!(dormant(&*store, "arc/t9/", later, 100).await.is_empty(), "no such prefix");
+}
+
+async fn archived_streams_leave_and_come_back_unchanged<S: EventStore>(store: Arc<S>) {
+    let (gone, kept) = ("arc/t1/message/gone", "arc/t1/message/kept");
+    store.append(TENANT, gone, ExpectedVersion::NoStream, events_at(2, 120)).await.expect("append");
+    store.append(TENANT, kept, ExpectedVersion::NoStream, events_at(1, 1)).await.expect("append");
+    store.append(TENANT, gone, ExpectedVersion::Exact(2), events_at(1, 100)).await.expect("append");
+    let original = read_stream(&*store, gone, 0).await;
+    let kept_before = read_stream(&*store, kept, 0).await;
+    assert_eq!(versions(&original), [1, 2, 3]);
+
+    let cutoff = Utc::now() - TimeDelta::days(90);
+    store.archive_streams(&[gone.to_owned()]).await.expect("archive");
+    assert!(read_stream(&*store, gone, 0).await.is_empty(), "an archived stream leaves the hot store");
+    assert!(dormant(&*store, "arc/", cutoff, 100).await.is_empty(), "and is no longer dormant");
+    assert_eq!(read_stream(&*store, kept, 0).await, kept_before, "other streams stay");
+    let restart = store.append(TENANT, gone, ExpectedVersion::NoStream, events(1)).await;
+    assert_conflict(restart, gone, ExpectedVersion::NoStream, 3);
+    store.archive_streams(&[gone.to_owned(), "arc/none".to_owned()]).await.expect("archiving again is a no-op");
+
+    assert_eq!(store.restore_events(&original).await.expect("restore"), 3, "every event comes back");
+    assert_eq!(read_stream(&*store, gone, 0).await, original, "exactly as recorded");
+    assert_eq!(store.restore_events(&original).await.expect("restore again"), 0, "restoring twice adds nothing");
+    assert_eq!(read_stream(&*store, gone, 0).await, original);
+    let log = read_all(&*store, 0, 100).await;
+    let logged: Vec<&RecordedEvent> = log.iter().filter(|e| e.stream_id == gone).collect();
+    assert_eq!(logged, original.iter().collect::<Vec<_>>(), "the log holds them at their positions again");
+    assert_eq!(dormant(&*store, "arc/", cutoff, 100).await, [gone], "restored streams are hot again");
+    let next = append(&*store, gone, ExpectedVersion::Exact(3), 1).await;
+    assert_eq!(next.version, 4, "the stream goes on where it was");
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use crate::envelope::{NewEvent, RecordedEvent};
@@ -19,9 +19,10 @@ pub struct MemoryEventStore {
 }
 
 /// The global log plus, per stream, the indexes of its events in the log.
+/// An archived event leaves an empty slot, so positions stay indexes.
 #[derive(Debug, Default)]
 struct Log {
-    events: Vec<RecordedEvent>,
+    events: Vec<Option<RecordedEvent>>,
     streams: HashMap<String, Vec<usize>>,
 }
 
@@ -67,7 +68,7 @@ impl EventStore for MemoryEventStore {
             for event in events {
                 version += 1;
                 let global_position = log.events.len() as u64 + 1;
-                log.events.push(RecordedEvent {
+                log.events.push(Some(RecordedEvent {
                     event_id: event.event_id,
                     stream_id: stream_id.to_owned(),
                     version,
@@ -81,7 +82,7 @@ impl EventStore for MemoryEventStore {
                     actor: event.actor,
                     data: event.data,
                     global_position,
-                });
+                }));
             }
             let last_index = log.events.len();
             log.streams.entry(stream_id.to_owned()).or_default().extend(first_index..last_index);
@@ -98,14 +99,14 @@ impl EventStore for MemoryEventStore {
         };
         // Versions are 1-based and gapless, so version v sits at indexes[v - 1].
         let skip = usize::try_from(after_version).unwrap_or(usize::MAX);
-        Ok(indexes.iter().skip(skip).filter_map(|&index| log.events.get(index).cloned()).collect())
+        Ok(indexes.iter().skip(skip).filter_map(|&index| log.events.get(index).cloned().flatten()).collect())
     }
 
     async fn read_all(&self, after_position: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         let log = self.lock()?;
         // Positions are 1-based and dense, so position p sits at index p - 1.
         let skip = usize::try_from(after_position).unwrap_or(usize::MAX);
-        Ok(log.events.iter().skip(skip).take(max).cloned().collect())
+        Ok(log.events.iter().skip(skip).flatten().take(max).cloned().collect())
     }
 
     async fn head_position(&self) -> Result<u64, StoreError> {
@@ -114,6 +115,64 @@ impl EventStore for MemoryEventStore {
 
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.head.subscribe()
+    }
+
+    async fn dormant_streams(
+        &self,
+        prefix: &str,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let log = self.lock()?;
+        let mut dormant: Vec<String> = log
+            .streams
+            .iter()
+            .filter(|(stream_id, _)| stream_id.starts_with(prefix))
+            .filter_map(|(stream_id, indexes)| {
+                let newest = indexes.iter().filter_map(|&i| log.events[i].as_ref()).map(|e| e.occurred_at).max()?;
+                (newest < before).then(|| stream_id.clone())
+            })
+            .collect();
+        dormant.sort();
+        dormant.truncate(limit);
+        Ok(dormant)
+    }
+
+    async fn archive_streams(&self, stream_ids: &[String]) -> Result<(), StoreError> {
+        let mut log = self.lock()?;
+        for stream_id in stream_ids {
+            let indexes = log.streams.get(stream_id).cloned().unwrap_or_default();
+            for index in indexes {
+                log.events[index] = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn restore_events(&self, events: &[RecordedEvent]) -> Result<usize, StoreError> {
+        let mut log = self.lock()?;
+        // Check everything first, so a bad event restores nothing.
+        for event in events {
+            let index = usize::try_from(event.global_position).unwrap_or(usize::MAX).wrapping_sub(1);
+            let belongs = log.streams.get(&event.stream_id).and_then(|indexes| {
+                indexes.get(usize::try_from(event.version).ok()?.checked_sub(1)?).map(|&i| i == index)
+            });
+            if belongs != Some(true) {
+                return Err(StoreError::Corrupt(format!(
+                    "event {} (stream {} version {} position {}) was never recorded in this store",
+                    event.event_id, event.stream_id, event.version, event.global_position
+                )));
+            }
+        }
+        let mut restored = 0;
+        for event in events {
+            let slot = &mut log.events[event.global_position as usize - 1];
+            if slot.is_none() {
+                *slot = Some(event.clone());
+                restored += 1;
+            }
+        }
+        Ok(restored)
     }
 }
 

@@ -10,6 +10,7 @@
 //! inside the write transaction) but its subscribers would not see the other
 //! store's commits.
 
+mod archive;
 mod checkpointer;
 mod reader;
 mod row;
@@ -17,11 +18,12 @@ mod schema;
 mod tail;
 mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Params};
 use tokio::sync::watch;
 
@@ -50,6 +52,8 @@ pub struct SqliteEventStore {
     readers: Arc<ReadPool>,
     tail: Arc<Tail>,
     head: watch::Sender<u64>,
+    /// The file, for the archival operations' own connection.
+    path: PathBuf,
 }
 
 impl SqliteEventStore {
@@ -76,7 +80,15 @@ impl SqliteEventStore {
         let (queue, writer) = writer::spawn(conn, head.clone(), Arc::clone(&tail))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the event writer: {e}")))?;
         let checkpointer = WalCheckpointer::start(path)?;
-        Ok(Self { queue: Some(queue), writer: Some(writer), readers, tail, head, _checkpointer: checkpointer })
+        Ok(Self {
+            queue: Some(queue),
+            writer: Some(writer),
+            readers,
+            tail,
+            head,
+            _checkpointer: checkpointer,
+            path: path.to_path_buf(),
+        })
     }
 }
 
@@ -174,6 +186,39 @@ impl EventStore for SqliteEventStore {
 
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.head.subscribe()
+    }
+
+    async fn dormant_streams(
+        &self,
+        prefix: &str,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let prefix = prefix.to_owned();
+        self.readers.read(move |conn| archive::dormant_streams(conn, &prefix, before, limit)).await
+    }
+
+    async fn archive_streams(&self, stream_ids: &[String]) -> Result<(), StoreError> {
+        if stream_ids.is_empty() {
+            return Ok(());
+        }
+        let (path, stream_ids) = (self.path.clone(), stream_ids.to_vec());
+        tokio::task::spawn_blocking(move || archive::delete_streams(&mut open_durable(&path)?, &stream_ids))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("archiving stopped: {e}")))??;
+        // The cache may hold some of the deleted events.
+        self.tail.clear();
+        Ok(())
+    }
+
+    async fn restore_events(&self, events: &[RecordedEvent]) -> Result<usize, StoreError> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let (path, events) = (self.path.clone(), events.to_vec());
+        tokio::task::spawn_blocking(move || archive::restore(&mut open_durable(&path)?, &events))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("restoring stopped: {e}")))?
     }
 }
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::envelope::{NewEvent, RecordedEvent};
 
@@ -76,6 +77,34 @@ pub trait EventStore: Send + Sync + 'static {
     /// A receiver that ticks whenever new events are committed, so that
     /// projections and reactors wake at once instead of polling.
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    // Archival (SPEC 6.3): whole streams that are no longer in use leave the
+    // hot store once a copy is kept elsewhere, and can be put back later.
+
+    /// Up to `limit` hot streams whose id starts with `prefix` and whose
+    /// newest event occurred before `before`, sorted by id. A stream with any
+    /// later event is still in use and is never listed.
+    async fn dormant_streams(
+        &self,
+        prefix: &str,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Takes whole streams out of the hot store: `read_stream` and
+    /// `dormant_streams` no longer see them. Each stream keeps its version,
+    /// so an append with a stale expectation still conflicts; positions are
+    /// never reused. The global log stops serving their events when the
+    /// adapter drops them (at once, or when DynamoDB's TTL expires the
+    /// items). Archiving a stream twice, or one that does not exist, is a no-op.
+    async fn archive_streams(&self, stream_ids: &[String]) -> Result<(), StoreError>;
+
+    /// Puts archived events back exactly as they were recorded (same ids,
+    /// versions and positions); events the store already holds are skipped,
+    /// so restoring twice changes nothing. Returns how many were put back.
+    /// Restored events are not announced to subscribers: projections have
+    /// already applied them once.
+    async fn restore_events(&self, events: &[RecordedEvent]) -> Result<usize, StoreError>;
 }
 
 /// A shared store is a store, so code generic over `S: EventStore` also takes
@@ -106,5 +135,22 @@ impl<S: EventStore + ?Sized> EventStore for Arc<S> {
 
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         (**self).subscribe()
+    }
+
+    async fn dormant_streams(
+        &self,
+        prefix: &str,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        (**self).dormant_streams(prefix, before, limit).await
+    }
+
+    async fn archive_streams(&self, stream_ids: &[String]) -> Result<(), StoreError> {
+        (**self).archive_streams(stream_ids).await
+    }
+
+    async fn restore_events(&self, events: &[RecordedEvent]) -> Result<usize, StoreError> {
+        (**self).restore_events(events).await
     }
 }

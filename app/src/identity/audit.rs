@@ -24,6 +24,7 @@ pub const AUDITED: &[&str] = &[
     "MemberJoined",
     "RoleChanged",
     "MemberRemoved",
+    "RetentionChanged",
     "UserSignedUp",
     "EmailVerified",
     "PasswordChanged",

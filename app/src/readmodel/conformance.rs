@@ -41,6 +41,12 @@ where
     numbers_are_found_by_tenant_and_verify_token(models, projector).await;
     let (models, projector) = make().await;
     redelivered_events_change_nothing(models, projector).await;
+    let (models, projector) = make().await;
+    archived_messages_are_removed_and_restored_as_they_were(models, projector).await;
+    let (models, projector) = make().await;
+    queued_messages_are_listed_oldest_first(models, projector).await;
+    let (models, projector) = make().await;
+    tenants_are_those_with_numbers(models, projector).await;
 }
 
 const TENANT: &str = "tenant-rm";
@@ -399,4 +405,119 @@ async fn redelivered_events_change_nothing(models: Arc<dyn ReadModels>, projecto
     project(&projector, &next).await;
     assert_eq!(models.conversation(TENANT, conversation).await.expect("conversation"), before);
     assert_eq!(models.count_messages(TENANT).await.expect("count"), 1);
+}
+
+async fn archived_messages_are_removed_and_restored_as_they_were(
+    models: Arc<dyn ReadModels>,
+    projector: Arc<dyn Projector>,
+) {
+    let mut log = Log::new();
+    let conversation = Uuid::now_v7();
+    let (archived, kept) = (Uuid::now_v7(), Uuid::now_v7());
+    let opened = log.event(
+        TENANT,
+        &conversation_stream(TENANT, conversation),
+        "ConversationOpened",
+        json!({ "number_id": "pn-1", "wa_id": "491700000001", "at": text(at(0)) }),
+    );
+    let stream = message_stream(TENANT, archived);
+    let events = vec![
+        log.event(TENANT, &stream, "MessageQueued", queued(conversation, 1)),
+        log.event(TENANT, &stream, "MessageAccepted", json!({ "wamid": "wamid.old" })),
+        log.event(TENANT, &stream, "MessageSent", json!({ "at": text(at(2)) })),
+        log.event(TENANT, &stream, "MessageRead", json!({ "at": text(at(3)) })),
+        log.event(TENANT, &stream, "MessageTagged", json!({ "tags": ["vip"] })),
+    ];
+    let other = log.event(TENANT, &message_stream(TENANT, kept), "MessageReceived", received(conversation, "w.k", 4));
+    project(&projector, &[opened]).await;
+    project(&projector, &events).await;
+    project(&projector, std::slice::from_ref(&other)).await;
+    let before = models.message(TENANT, archived).await.expect("message").expect("exists");
+    let tagged = ConversationFilter { tag: Some("vip".into()), ..Default::default() };
+    let by_tag = |models: Arc<dyn ReadModels>| {
+        let tagged = tagged.clone();
+        async move { models.conversations(TENANT, &tagged, at(0), None, 10).await.expect("conversations").items.len() }
+    };
+    assert_eq!(by_tag(models.clone()).await, 1);
+
+    models.remove_messages(TENANT, &[archived, Uuid::now_v7()]).await.expect("remove");
+    assert_eq!(models.message(TENANT, archived).await.expect("message"), None, "the row is gone");
+    assert!(models.message(TENANT, kept).await.expect("message").is_some(), "other rows stay");
+    assert_eq!(models.count_messages(TENANT).await.expect("count"), 1);
+    assert_eq!(by_tag(models.clone()).await, 0, "its tag goes with it");
+    let page = models.messages(TENANT, Some(conversation), None, 10).await.expect("messages");
+    assert_eq!(page.items.iter().map(|m| m.id).collect::<Vec<_>>(), [kept]);
+    models.remove_messages("other-tenant", &[kept]).await.expect("remove");
+    assert!(models.message(TENANT, kept).await.expect("message").is_some(), "removal is per tenant");
+
+    let mut with_others = events.clone();
+    with_others.push(log.event(TENANT, &conversation_stream(TENANT, conversation), "ConversationResolved", json!({})));
+    models.restore_messages(&with_others).await.expect("restore");
+    assert_eq!(models.message(TENANT, archived).await.expect("message"), Some(before.clone()), "as it was");
+    models.restore_messages(&events[..2]).await.expect("restore again");
+    assert_eq!(models.message(TENANT, archived).await.expect("message"), Some(before), "an existing row stays");
+    assert_eq!(models.count_messages(TENANT).await.expect("count"), 2);
+    assert_eq!(by_tag(models.clone()).await, 1, "the tag is found again");
+}
+
+async fn queued_messages_are_listed_oldest_first(models: Arc<dyn ReadModels>, projector: Arc<dyn Projector>) {
+    let mut log = Log::new();
+    let conversation = Uuid::now_v7();
+    let (young, old, sent, inbound, other) =
+        (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let events = [
+        log.event(TENANT, &message_stream(TENANT, young), "MessageQueued", queued(conversation, 9)),
+        log.event(TENANT, &message_stream(TENANT, old), "MessageQueued", queued(conversation, 1)),
+        log.event(TENANT, &message_stream(TENANT, sent), "MessageQueued", queued(conversation, 2)),
+        log.event(TENANT, &message_stream(TENANT, inbound), "MessageReceived", received(conversation, "w.q", 4)),
+        log.event("tenant-rm-2", &message_stream("tenant-rm-2", other), "MessageQueued", queued(conversation, 5)),
+    ];
+    project(&projector, &events).await;
+    let listed =
+        |queued: Vec<super::QueuedMessage>| queued.into_iter().map(|q| (q.tenant_id, q.message_id)).collect::<Vec<_>>();
+    let all = vec![
+        (TENANT.to_owned(), old),
+        (TENANT.to_owned(), sent),
+        ("tenant-rm-2".to_owned(), other),
+        (TENANT.to_owned(), young),
+    ];
+    assert_eq!(listed(models.queued_messages(10).await.expect("queued")), all, "every tenant's, oldest first");
+    assert_eq!(listed(models.queued_messages(1).await.expect("queued")), all[..1], "limited");
+    project(
+        &projector,
+        &[log.event(TENANT, &message_stream(TENANT, sent), "MessageSent", json!({ "at": text(at(3)) }))],
+    )
+    .await;
+    let failure = json!({ "kind": "expired" });
+    project(
+        &projector,
+        &[log.event(
+            TENANT,
+            &message_stream(TENANT, old),
+            "MessageFailed",
+            json!({ "at": text(at(3)), "failure": failure }),
+        )],
+    )
+    .await;
+    let left = vec![("tenant-rm-2".to_owned(), other), (TENANT.to_owned(), young)];
+    assert_eq!(listed(models.queued_messages(10).await.expect("queued")), left, "sent and failed ones leave the list");
+}
+
+async fn tenants_are_those_with_numbers(models: Arc<dyn ReadModels>, projector: Arc<dyn Projector>) {
+    let mut log = Log::new();
+    assert!(models.tenants().await.expect("tenants").is_empty());
+    let registered = |tenant: &str, number: &str| {
+        json!({
+            "tenant_id": tenant, "phone_number_id": number, "display_phone_number": "+1 555", "waba_id": "waba-1",
+            "access_token": "sealed", "app_secret": "sealed", "verify_token_sha256": "00", "throughput_per_second": 80,
+            "at": text(at(0)),
+        })
+    };
+    let events = [
+        log.event("tenant-b", "number/pn-b1", "NumberRegistered", registered("tenant-b", "pn-b1")),
+        log.event("tenant-a", "number/pn-a1", "NumberRegistered", registered("tenant-a", "pn-a1")),
+        log.event("tenant-b", "number/pn-b2", "NumberRegistered", registered("tenant-b", "pn-b2")),
+    ];
+    project(&projector, &events).await;
+    assert_eq!(models.tenants().await.expect("tenants"), ["tenant-a", "tenant-b"]);
 }

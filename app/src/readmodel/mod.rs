@@ -149,6 +149,13 @@ pub struct ClosedWindow {
     pub wa_id: String,
 }
 
+/// An outbound message still waiting to be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    pub tenant_id: String,
+    pub message_id: Uuid,
+}
+
 #[async_trait]
 pub trait ReadModels: Send + Sync + 'static {
     async fn message(&self, tenant_id: &str, id: Uuid) -> Result<Option<MessageView>, AppError>;
@@ -189,4 +196,18 @@ pub trait ReadModels: Send + Sync + 'static {
     async fn closed_windows(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<ClosedWindow>, AppError>;
     /// Count of message rows of a tenant (operations and tests).
     async fn count_messages(&self, tenant_id: &str) -> Result<u64, AppError>;
+    /// Up to `limit` outbound messages of any tenant still `queued`, oldest
+    /// first (the expired-message cleanup).
+    async fn queued_messages(&self, limit: usize) -> Result<Vec<QueuedMessage>, AppError>;
+    /// Every tenant with a registered number, sorted (the scheduled jobs
+    /// that visit each tenant).
+    async fn tenants(&self) -> Result<Vec<String>, AppError>;
+    /// Drops the rows (and tag entries) of archived messages: their copy is in
+    /// blob storage (SPEC 6.3). Ids without a row are skipped.
+    async fn remove_messages(&self, tenant_id: &str, ids: &[Uuid]) -> Result<(), AppError>;
+    /// Rebuilds the rows of messages whose archived events were put back,
+    /// from those events, by the projection's own rules. Rows that exist
+    /// are left as they are, so restoring twice changes nothing. Events of
+    /// other streams are ignored.
+    async fn restore_messages(&self, events: &[parley_events::RecordedEvent]) -> Result<(), AppError>;
 }

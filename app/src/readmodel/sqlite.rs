@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::{
     cursor, AssigneeFilter, ClosedWindow, ContactFilter, ContactView, ConversationFilter, ConversationView,
-    MessageView, NumberView, Page, ReadModels, TemplateView, WindowFilter,
+    MessageView, NumberView, Page, QueuedMessage, ReadModels, TemplateView, WindowFilter,
 };
 use crate::error::AppError;
 
@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS message_tags (
 CREATE INDEX IF NOT EXISTS message_tags_by_tag ON message_tags(tenant_id, tag, conversation_id);
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(tenant_id, conversation_id, created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS messages_by_time ON messages(tenant_id, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS messages_by_status ON messages(status, created_at, tenant_id, id);
 CREATE TABLE IF NOT EXISTS conversations (
     tenant_id TEXT NOT NULL, id TEXT NOT NULL, number_id TEXT NOT NULL, wa_id TEXT NOT NULL,
     contact_name TEXT NOT NULL DEFAULT 'null', state TEXT NOT NULL, window_closes_at INTEGER,
@@ -758,6 +759,79 @@ impl ReadModels for SqliteReadModels {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn queued_messages(&self, limit: usize) -> Result<Vec<QueuedMessage>, AppError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            let mut statement = c.prepare_cached(
+                "SELECT tenant_id, id FROM messages WHERE status = 'queued' AND direction = 'outbound'
+                 ORDER BY created_at, tenant_id, id LIMIT ?1",
+            )?;
+            let rows = statement.query_map(params![limit], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            let mut queued = Vec::new();
+            for row in rows {
+                let (tenant_id, id) = row?;
+                let message_id = id.parse().map_err(|_| AppError::internal(format!("message id {id:?} is no uuid")))?;
+                queued.push(QueuedMessage { tenant_id, message_id });
+            }
+            Ok(queued)
+        })
+        .await
+    }
+
+    async fn tenants(&self) -> Result<Vec<String>, AppError> {
+        self.read(|c| {
+            let mut statement = c.prepare_cached("SELECT DISTINCT tenant_id FROM numbers ORDER BY tenant_id")?;
+            let rows = statement.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn remove_messages(&self, tenant_id: &str, ids: &[Uuid]) -> Result<(), AppError> {
+        let (tenant, ids) = (tenant_id.to_owned(), ids.to_vec());
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            for id in &ids {
+                let id = id.to_string();
+                tx.prepare_cached("DELETE FROM message_tags WHERE tenant_id = ?1 AND message_id = ?2")?
+                    .execute(params![tenant, id])?;
+                tx.prepare_cached("DELETE FROM messages WHERE tenant_id = ?1 AND id = ?2")?
+                    .execute(params![tenant, id])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn restore_messages(&self, events: &[RecordedEvent]) -> Result<(), AppError> {
+        let mut events: Vec<RecordedEvent> = events.iter().filter(|e| Kind::Messages.concerns(e)).cloned().collect();
+        events.sort_by(|a, b| (&a.stream_id, a.version).cmp(&(&b.stream_id, b.version)));
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let mut present: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+            for e in &events {
+                let Some(id) = stream_entity_id(&e.stream_id) else { continue };
+                let exists = match present.get(&e.stream_id) {
+                    Some(&exists) => exists,
+                    None => {
+                        let exists = tx
+                            .prepare_cached("SELECT 1 FROM messages WHERE tenant_id = ?1 AND id = ?2")?
+                            .exists(params![e.tenant_id, id.to_string()])?;
+                        present.insert(e.stream_id.clone(), exists);
+                        exists
+                    }
+                };
+                if !exists {
+                    project_message(&tx, e)?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
         })
         .await
     }

@@ -151,6 +151,7 @@ impl Ops {
     async fn execute_job(&self, tenant_id: &str, queued: &JobQueued) -> Result<Option<String>, AppError> {
         match queued.kind {
             JobKind::MessageExport => self.export_messages(tenant_id, queued).await.map(Some),
+            JobKind::ArchiveRun => self.run_archive(tenant_id, queued).await.map(Some),
         }
     }
 

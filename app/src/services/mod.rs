@@ -1,6 +1,8 @@
 //! The use cases: what Parley does for each request, webhook and queue message.
 
+pub mod archive;
 pub mod billing;
+pub mod cleanup;
 pub mod contacts;
 pub mod dispatcher;
 pub mod export;

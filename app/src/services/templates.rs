@@ -152,12 +152,18 @@ impl App {
     /// unknown ones are imported, known ones take WhatsApp's status.
     pub async fn sync_templates(&self, caller: &Caller) -> Result<SyncReport, AppError> {
         caller.require(Role::Admin)?;
-        let tenant = caller.tenant_id.as_str();
+        self.sync_tenant_templates(&caller.tenant_id, &caller.actor()).await
+    }
+
+    /// The sync of one tenant's templates, recorded as done by `actor`
+    /// (the API's caller, or the status poller). Idempotent: a template
+    /// whose status did not change records nothing.
+    pub async fn sync_tenant_templates(&self, tenant: &str, actor: &str) -> Result<SyncReport, AppError> {
         let mut wabas: Vec<String> = self.read_models.numbers(tenant).await?.into_iter().map(|n| n.waba_id).collect();
         wabas.sort();
         wabas.dedup();
         let mut report = SyncReport::default();
-        let meta = Meta::new(caller.actor());
+        let meta = Meta::new(actor);
         for waba in wabas {
             let creds = self.waba_credentials(tenant, Some(&waba)).await?;
             for remote in self.whatsapp.list_templates(&creds).await.map_err(upstream)? {

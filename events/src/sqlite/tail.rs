@@ -104,6 +104,17 @@ impl Tail {
         drop(evicted);
     }
 
+    /// Forgets every cached event (after events were archived away): reads
+    /// go to the file until the next commit starts the ring anew.
+    pub fn clear(&self) {
+        let evicted: Vec<Cached> = {
+            let mut ring = self.lock();
+            ring.bytes = 0;
+            ring.events.drain(..).collect()
+        };
+        drop(evicted);
+    }
+
     /// Up to `max` events after position `after`, if the ring holds the
     /// event right after it and a newer one is not known to be missing;
     /// `None` when SQLite has to answer.

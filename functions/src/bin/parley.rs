@@ -55,6 +55,35 @@ enum Command {
         #[command(subcommand)]
         command: BillingCommand,
     },
+    /// Archives in blob storage (gzip JSON Lines per tenant and month).
+    Archive {
+        #[command(subcommand)]
+        command: ArchiveCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ArchiveCommand {
+    /// Archive a tenant's messages older than its retention now, as the daily run does.
+    Run {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Bring an archived month back into the event store and the read models. Re-running restores nothing twice.
+    Restore {
+        #[arg(long)]
+        tenant: String,
+        /// YYYY-MM
+        #[arg(long)]
+        month: String,
+    },
+    /// Set how many days a tenant's messages stay in the hot store (1 to 3650).
+    Retention {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        days: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -160,6 +189,42 @@ async fn main() -> anyhow::Result<()> {
                 BillingCommand::Dunning => {
                     let sent = local.ops.send_dunning_mails().await?;
                     println!("{sent} dunning mails sent");
+                }
+            }
+            Ok(())
+        }
+        Command::Archive { command } => {
+            let local = Local::open(config)?;
+            // Archives hold the message rows: bring the read models up to date first.
+            local.projections.catch_up().await?;
+            match command {
+                ArchiveCommand::Run { tenant } => {
+                    let days = local.ops.retention_days(&tenant).await?;
+                    let cutoff = chrono::Utc::now() - Duration::days(i64::from(days));
+                    eprintln!("archiving the messages of {tenant} dormant since before {cutoff} ({days} days)...");
+                    let months = local
+                        .ops
+                        .archive_before(&tenant, cutoff, |done, total| async move {
+                            eprintln!("{done}/{total} streams");
+                            Ok(())
+                        })
+                        .await?;
+                    for month in months {
+                        println!("{}\t{} streams\t{}\t{}", month.month, month.streams, month.events, month.messages);
+                    }
+                }
+                ArchiveCommand::Restore { tenant, month } => {
+                    let month = Month::parse(&month).context("--month: use YYYY-MM")?;
+                    eprintln!("restoring {month} of {tenant}...");
+                    let restored = local.ops.restore_month(&tenant, month).await?;
+                    println!(
+                        "{} archived events: {} put back, {} message rows rebuilt",
+                        restored.archived, restored.events, restored.messages
+                    );
+                }
+                ArchiveCommand::Retention { tenant, days } => {
+                    local.ops.set_retention(&tenant, days, "cli").await?;
+                    println!("{tenant}: messages stay hot for {days} days");
                 }
             }
             Ok(())

@@ -35,6 +35,9 @@ pub const LAST_POSITION: &str = "g";
 pub const SIZE: &str = "z";
 /// Tip and batch: the list of events.
 pub const EVENTS: &str = "e";
+/// Tip and batch: when the stream was archived (Unix seconds). It is the
+/// table's TTL attribute, so DynamoDB deletes archived items on its own.
+pub const ARCHIVED: &str = "x";
 
 // Attributes of one event in the list. The version is not stored: it is the
 // item's base plus the event's place in the list.

@@ -15,6 +15,7 @@
 //! small log entry per append. The design, its costs and its limits are in
 //! `events/docs/dynamodb.md`.
 
+mod archive;
 mod item;
 mod log;
 mod table;
@@ -29,13 +30,13 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use parley_events::{AppendOutcome, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
 use tokio::sync::watch;
 
 pub(crate) use self::item::{decode_item, kind, number, Item, ItemKind, WRITTEN_AFTER};
 use self::item::{
-    events_list, PendingEvent, BASE, EVENTS, LAST_POSITION, PK, RESERVED_PREFIX, SIZE, SK, TIP_INDEX, VERSION,
+    events_list, PendingEvent, ARCHIVED, BASE, EVENTS, LAST_POSITION, PK, RESERVED_PREFIX, SIZE, SK, TIP_INDEX, VERSION,
 };
 use self::log::{GlobalLog, Reservation, APPEND_DEADLINE};
 pub use self::log::{COUNTER_KEY, LOG_KEY, SETTLE_HORIZON};
@@ -297,9 +298,9 @@ impl DynamoEventStore {
         }
     }
 
-    /// Every event of a stream, in version order.
-    async fn read_whole_stream(&self, stream_id: String) -> Result<Vec<RecordedEvent>, StoreError> {
-        let mut events = Vec::new();
+    /// Every item of a stream's collection, archived ones included.
+    async fn stream_items(&self, stream_id: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
         let mut start = None;
         loop {
             let output = self
@@ -309,19 +310,29 @@ impl DynamoEventStore {
                 .consistent_read(true)
                 .key_condition_expression("#p = :p")
                 .expression_attribute_names("#p", PK)
-                .expression_attribute_values(":p", AttributeValue::S(stream_id.clone()))
+                .expression_attribute_values(":p", AttributeValue::S(stream_id.to_owned()))
                 .set_exclusive_start_key(start)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await
                 .map_err(unavailable)?;
             self.meter.record(Kind::Read, output.consumed_capacity());
-            for item in output.items() {
-                events.extend(decode_item(item)?);
-            }
+            items.extend(output.items().iter().cloned());
             match output.last_evaluated_key() {
                 Some(key) => start = Some(key.clone()),
-                None => break,
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// Every event of a stream, in version order. The global log resolves
+    /// its entries against archived events too (until DynamoDB deletes
+    /// them), so that archiving never turns a settled entry back into a gap.
+    async fn read_whole_stream(&self, stream_id: String, archived_too: bool) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut events = Vec::new();
+        for item in self.stream_items(&stream_id).await? {
+            if archived_too || !item.contains_key(ARCHIVED) {
+                events.extend(decode_item(&item)?);
             }
         }
         // The tip (sort key -1) comes first in the collection, its events last.
@@ -403,20 +414,51 @@ impl EventStore for DynamoEventStore {
         if stream_id.starts_with(RESERVED_PREFIX) {
             return Ok(Vec::new());
         }
-        let mut events = self.read_whole_stream(stream_id.to_owned()).await?;
+        let mut events = self.read_whole_stream(stream_id.to_owned(), false).await?;
         events.retain(|event| event.version > after_version);
         Ok(events)
     }
 
     async fn read_all(&self, after_position: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.log.read_after(after_position, max, |stream| self.read_whole_stream(stream)).await
+        self.log.read_after(after_position, max, |stream| self.read_whole_stream(stream, true)).await
     }
 
     async fn head_position(&self) -> Result<u64, StoreError> {
-        self.log.head(|stream| self.read_whole_stream(stream)).await
+        self.log.head(|stream| self.read_whole_stream(stream, true)).await
     }
 
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.head.subscribe()
+    }
+
+    async fn dormant_streams(
+        &self,
+        prefix: &str,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.dormant(prefix, before, limit).await
+    }
+
+    async fn archive_streams(&self, stream_ids: &[String]) -> Result<(), StoreError> {
+        for stream_id in stream_ids {
+            self.archive_stream(stream_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn restore_events(&self, events: &[RecordedEvent]) -> Result<usize, StoreError> {
+        let mut streams: Vec<(&str, Vec<&RecordedEvent>)> = Vec::new();
+        for event in events {
+            match streams.iter_mut().find(|(stream_id, _)| *stream_id == event.stream_id) {
+                Some((_, of_stream)) => of_stream.push(event),
+                None => streams.push((&event.stream_id, vec![event])),
+            }
+        }
+        let mut restored = 0;
+        for (stream_id, of_stream) in streams {
+            restored += self.restore_stream(stream_id, of_stream).await?;
+        }
+        Ok(restored)
     }
 }

@@ -5,19 +5,20 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, StreamSpecification,
-    StreamViewType, TableStatus,
+    StreamViewType, TableStatus, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 use parley_events::StoreError;
 
-use super::item::{PK, SK};
+use super::item::{ARCHIVED, PK, SK};
 use crate::dynamodb::unavailable;
 
 /// How long to wait for a new table to become active.
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Creates the table: `p` (string) partition key, `i` (number) sort key,
-/// on-demand billing, stream of new images. Returns once it is active.
+/// on-demand billing, stream of new images, TTL on `x` (archived items).
+/// Returns once it is active.
 pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError> {
     let attribute = |name: &str, kind| {
         AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().map_err(unavailable)
@@ -41,7 +42,17 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
         .send()
         .await
         .map_err(unavailable)?;
-    wait_until_active(client, name).await
+    wait_until_active(client, name).await?;
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder().enabled(true).attribute_name(ARCHIVED).build().map_err(unavailable)?,
+        )
+        .send()
+        .await
+        .map_err(unavailable)?;
+    Ok(())
 }
 
 /// Polls the table's status until it is active.

@@ -47,7 +47,7 @@ use chrono::{DateTime, Utc};
 use parley_app::error::AppError;
 use parley_app::readmodel::{
     cursor, AssigneeFilter, ClosedWindow, ContactFilter, ContactView, ConversationFilter, ConversationView,
-    MessageView, NumberView, Page, ReadModels, TemplateView, WindowFilter,
+    MessageView, NumberView, Page, QueuedMessage, ReadModels, TemplateView, WindowFilter,
 };
 use parley_events::RecordedEvent;
 use serde::de::DeserializeOwned;
@@ -66,6 +66,10 @@ const ROW: &str = "#";
 const VERSION: &str = "ver";
 /// The partition key of every open window in `g4`.
 const OPEN_WINDOWS: &str = "OPEN";
+/// The partition key of every outbound message still queued in `g4`.
+const QUEUED_MESSAGES: &str = "QUEUED";
+/// The partition key of every number in `g4`, sorted by tenant.
+const NUMBERED_TENANTS: &str = "TENANTS";
 /// How often a projector retries a row another projector changed meanwhile.
 const MAX_ROW_ATTEMPTS: usize = 8;
 /// The most rows one listing returns, as in the SQLite adapter.
@@ -143,12 +147,18 @@ fn message_tag_pk(tenant_id: &str, tag: &str) -> String {
 impl Stored for MessageRow {
     fn index_keys(&self) -> Vec<(&'static str, String)> {
         let order = order_key(self.created_at, &self.id);
-        vec![
+        let mut keys = vec![
             ("g1pk", format!("CONV#{}#{}", self.tenant_id, self.conversation_id)),
             ("g1sk", order.clone()),
             ("g2pk", format!("MSGS#{}", self.tenant_id)),
             ("g2sk", order),
-        ]
+        ];
+        // Sparse: only while the message waits to go out.
+        if self.status == "queued" && self.direction == "outbound" {
+            keys.push(("g4pk", QUEUED_MESSAGES.to_owned()));
+            keys.push(("g4sk", format!("{}#{}", order_key(self.created_at, &self.tenant_id), self.id)));
+        }
+        keys
     }
 
     /// One item per tag, naming the conversation, for the tag filter.
@@ -210,6 +220,8 @@ impl Stored for NumberRow {
             // gsi1 holds messages by conversation; numbers by business account share it.
             ("g1pk", format!("WABA#{}", self.waba_id)),
             ("g1sk", self.phone_number_id.clone()),
+            ("g4pk", NUMBERED_TENANTS.to_owned()),
+            ("g4sk", format!("{}#{}", self.tenant_id, self.phone_number_id)),
         ]
     }
 }
@@ -777,6 +789,95 @@ impl ReadModels for DynamoReadModels {
         })
         .await?;
         failure.map_or(Ok(closed), Err)
+    }
+
+    async fn queued_messages(&self, limit: usize) -> Result<Vec<QueuedMessage>, AppError> {
+        #[derive(serde::Deserialize)]
+        struct Queued {
+            tenant_id: String,
+            id: String,
+        }
+        let mut queued = Vec::new();
+        if limit == 0 {
+            return Ok(queued);
+        }
+        let query =
+            IndexQuery { index: "gsi4", partition: QUEUED_MESSAGES.into(), below: None, above: None, forward: true };
+        let mut failure = None;
+        self.scan_index(query, |row: Queued| {
+            match row.id.parse() {
+                Ok(message_id) => queued.push(QueuedMessage { tenant_id: row.tenant_id, message_id }),
+                Err(_) => failure = Some(AppError::internal(format!("queued message {:?} has no uuid", row.id))),
+            }
+            failure.is_none() && queued.len() < limit
+        })
+        .await?;
+        failure.map_or(Ok(queued), Err)
+    }
+
+    async fn tenants(&self) -> Result<Vec<String>, AppError> {
+        #[derive(serde::Deserialize)]
+        struct Numbered {
+            tenant_id: String,
+        }
+        let mut tenants: Vec<String> = Vec::new();
+        let query =
+            IndexQuery { index: "gsi4", partition: NUMBERED_TENANTS.into(), below: None, above: None, forward: true };
+        self.scan_index(query, |row: Numbered| {
+            // Sorted by tenant, so repeats are neighbours.
+            if tenants.last() != Some(&row.tenant_id) {
+                tenants.push(row.tenant_id);
+            }
+            true
+        })
+        .await?;
+        Ok(tenants)
+    }
+
+    async fn remove_messages(&self, tenant_id: &str, ids: &[Uuid]) -> Result<(), AppError> {
+        for id in ids {
+            let pk = message_pk(tenant_id, id);
+            let Some((row, _)) = self.get::<MessageRow>(&pk).await? else { continue };
+            let sk = format!("{}#{}", row.conversation_id, row.id);
+            let mut keys: Vec<(String, String)> =
+                row.tag_list().iter().map(|tag| (message_tag_pk(tenant_id, tag), sk.clone())).collect();
+            // The row last, so a removal cut short is finished by the next run.
+            keys.push((pk, ROW.to_owned()));
+            for (pk, sk) in keys {
+                let output = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key(PK, s(pk))
+                    .key(SK, s(sk))
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(internal)?;
+                self.meter.record(Kind::Write, output.consumed_capacity());
+            }
+        }
+        Ok(())
+    }
+
+    async fn restore_messages(&self, events: &[RecordedEvent]) -> Result<(), AppError> {
+        let mut missing: HashMap<String, bool> = HashMap::new();
+        let mut restore = Vec::new();
+        for event in events {
+            let Some(RowKey::Message { tenant_id, id }) = RowKey::of(event) else { continue };
+            let absent = match missing.get(&event.stream_id) {
+                Some(&absent) => absent,
+                None => {
+                    let absent = self.get::<MessageRow>(&message_pk(&tenant_id, id)).await?.is_none();
+                    missing.insert(event.stream_id.clone(), absent);
+                    absent
+                }
+            };
+            if absent {
+                restore.push(event.clone());
+            }
+        }
+        self.apply(&restore).await
     }
 
     async fn count_messages(&self, tenant_id: &str) -> Result<u64, AppError> {

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::runtime_api::{start_function, Outcome, RuntimeApi};
-use common::stage::{create_stage, StageEnv};
+use common::stage::{create_stage, stage_env};
 use parley_aws::testing::{create_user_pool, emulator_config};
 use serde_json::{json, Value};
 
@@ -32,7 +32,7 @@ fn binary(name: &str, built: &str) -> PathBuf {
 /// Every variable a function of a fresh stage gets, and its handler.
 async fn function_env(handler: &str) -> Vec<(&'static str, String)> {
     let sdk = emulator_config().await;
-    let mut env = create_stage(&sdk).await.env();
+    let mut env = stage_env(&create_stage(&sdk).await);
     let (pool, client) = create_user_pool(&aws_sdk_cognitoidentityprovider::Client::new(&sdk)).await;
     env.push(("PARLEY_USER_POOL_ID", pool));
     env.push(("PARLEY_USER_POOL_CLIENT_ID", client));

@@ -41,23 +41,17 @@ pub async fn create_stage(sdk: &aws_config::SdkConfig) -> AwsResources {
     resources
 }
 
-impl StageEnv for AwsResources {
-    fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("PARLEY_STAGE", self.stage.clone()),
-            ("PARLEY_EVENTS_TABLE", self.events_table.clone()),
-            ("PARLEY_READ_MODELS_TABLE", self.read_models_table.clone()),
-            ("PARLEY_IDEMPOTENCY_TABLE", self.idempotency_table.clone()),
-            ("PARLEY_KEYS_TABLE", self.keys_table.clone()),
-            ("PARLEY_DATA_KEY_ID", self.data_key_id.clone()),
-            ("PARLEY_OUTBOUND_QUEUE_URL", self.outbound_queue_url.clone()),
-            ("PARLEY_EVENT_BUS", self.event_bus.clone()),
-            ("PARLEY_BLOB_BUCKET", self.blob_bucket.clone()),
-        ]
-    }
-}
-
 /// The environment `template.yaml` gives a function of the stage.
-pub trait StageEnv {
-    fn env(&self) -> Vec<(&'static str, String)>;
+pub fn stage_env(r: &AwsResources) -> Vec<(&'static str, String)> {
+    vec![
+        ("PARLEY_STAGE", r.stage.clone()),
+        ("PARLEY_EVENTS_TABLE", r.events_table.clone()),
+        ("PARLEY_READ_MODELS_TABLE", r.read_models_table.clone()),
+        ("PARLEY_IDEMPOTENCY_TABLE", r.idempotency_table.clone()),
+        ("PARLEY_KEYS_TABLE", r.keys_table.clone()),
+        ("PARLEY_DATA_KEY_ID", r.data_key_id.clone()),
+        ("PARLEY_OUTBOUND_QUEUE_URL", r.outbound_queue_url.clone()),
+        ("PARLEY_EVENT_BUS", r.event_bus.clone()),
+        ("PARLEY_BLOB_BUCKET", r.blob_bucket.clone()),
+    ]
 }

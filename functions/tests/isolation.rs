@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use common::*;
 use parley_app::identity::templates::code_in;
 use parley_app::mail::{MailProbe, OutboxMailer};
+use parley_domain::billing::Month;
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "Harbour-Lights-42";
@@ -57,6 +58,10 @@ impl TenantA {
         let key = match (param, path) {
             ("id", p) if p.starts_with("/v1/messages") => "message",
             ("id", p) if p.starts_with("/v1/conversations") => "conversation",
+            ("id", p) if p.starts_with("/v1/jobs") => "job",
+            ("id", p) if p.starts_with("/v1/billing/invoices") => "invoice",
+            ("name", p) if p.starts_with("/v1/templates") => "template",
+            ("wa_id", p) if p.starts_with("/v1/contacts") => "contact",
             ("user_id", _) => "member",
             (param, path) => panic!("{path}: teach the isolation test an id of tenant A for `{param}`"),
         };
@@ -75,6 +80,8 @@ impl TenantA {
             }),
             ("post", "/v1/members") => json!({"email": self.ids["member_email"], "role": "viewer"}),
             ("patch", "/v1/members/{user_id}") => json!({"role": "viewer"}),
+            ("put", "/v1/messages/{id}/tags") => json!({"tags": ["from-b"]}),
+            ("post", "/v1/conversations/{id}/assign") => json!({"assignee": self.ids["member"]}),
             ("post", "/v1/auth/change-email") => json!({"new_email": self.ids["owner_email"]}),
             ("post", "/v1/auth/change-password") => {
                 json!({"old_password": "Not-The-Password-1", "new_password": "Other-Password-99"})
@@ -96,12 +103,26 @@ async fn setup_a(server: &Server) -> TenantA {
     let code = code_for(server, "agent@a.test").await;
     let (_, joined) =
         anon(server, "/v1/members/accept", &json!({"email": "agent@a.test", "code": code, "password": PASSWORD})).await;
+    server.create_template(&token, "order_update", "UTILITY", "Your order has shipped.").await;
+    let (status, export) = server.post(&token, "/v1/messages/export", &json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{export}");
+    let (status, plan) =
+        server.post(&token, "/v1/billing/plan", &json!({"plan": "starter", "email": "billing@a.test"})).await;
+    assert_eq!(status, StatusCode::OK, "{plan}");
+    let month = Month::of(server.app.clock.now());
+    assert!(server.ops.issue_invoice(&tenant_id, month).await.unwrap(), "the starter fee is invoiced");
     server.settled().await;
+    let (_, invoices) = server.get(&token, "/v1/billing/invoices").await;
+    let invoice = invoices["items"][0]["id"].as_str().expect("A's invoice").to_owned();
     let (_, conversations) = server.get(&token, "/v1/conversations").await;
     let conversation = conversations["items"][0]["id"].as_str().unwrap().to_owned();
     let mut ids = BTreeMap::new();
     ids.insert("message", queued["id"].as_str().unwrap().to_owned());
     ids.insert("conversation", conversation);
+    ids.insert("job", export["job_id"].as_str().unwrap().to_owned());
+    ids.insert("invoice", invoice);
+    ids.insert("template", "order_update".to_owned());
+    ids.insert("contact", CUSTOMER.to_owned());
     ids.insert("member", joined["user_id"].as_str().unwrap().to_owned());
     ids.insert("member_email", "agent@a.test".to_owned());
     ids.insert("owner_email", "owner@a.test".to_owned());
@@ -117,11 +138,27 @@ async fn snapshot(server: &Server, a: &TenantA, routes: &[(String, String, Value
     for (_, path, _) in routes.iter().filter(|(m, p, _)| m == "get" && p != "/v1/audit") {
         let url = fill(a, path);
         let (status, body) = server.get(&a.token, &url).await;
-        out.insert(url, json!({"status": status.as_u16(), "body": body}));
+        out.insert(url, json!({"status": status.as_u16(), "body": without_signed_links(body)}));
     }
     let (_, audit) = server.get(&a.token, "/v1/audit?limit=200").await;
     out.insert("/v1/audit".into(), audit);
     out
+}
+
+/// `body` without the download links and their expiry, which are signed
+/// anew on every read.
+fn without_signed_links(body: Value) -> Value {
+    match body {
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .filter(|(k, v)| !k.ends_with("expires_at") && !v.as_str().is_some_and(|s| s.contains("expires=")))
+                .map(|(k, v)| (k, without_signed_links(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_signed_links).collect()),
+        other => other,
+    }
 }
 
 fn fill(a: &TenantA, path: &str) -> String {

@@ -129,6 +129,8 @@ async fn a_month_of_traffic_is_invoiced_and_counted_exactly() {
     .await;
     let token = server.token("acme", Role::Owner);
     assert_eq!(server.register_number(&token, PNID, APP_SECRET).await.0, StatusCode::CREATED);
+    server.create_template(&token, "spring_sale", "MARKETING", "Spring sale: 20 % off.").await;
+    server.create_template(&token, "order_update", "UTILITY", "Your order has shipped.").await;
 
     // January 10th: the starter plan, billed in EUR with 19 % VAT; the trial runs to the 24th.
     let (code, plan) = server

@@ -186,7 +186,20 @@ impl Server {
             "phone_number_id": pnid, "display_phone_number": DISPLAY, "waba_id": WABA,
             "access_token": ACCESS_TOKEN, "app_secret": app_secret, "verify_token": "verify-me",
         });
-        self.post(token, "/v1/numbers", &body).await
+        let registered = self.post(token, "/v1/numbers", &body).await;
+        // Read models follow the event log; what comes next reads them.
+        self.settled().await;
+        registered
+    }
+
+    /// Creates an approved-on-submit template with one body text and waits
+    /// for the read models to know it.
+    pub async fn create_template(&self, token: &str, name: &str, category: &str, text: &str) {
+        let template = json!({"name": name, "language": "en_US", "category": category,
+                              "components": [{"type": "BODY", "text": text}]});
+        let (code, created) = self.post(token, "/v1/templates", &template).await;
+        assert_eq!(code, StatusCode::CREATED, "{created}");
+        self.settled().await;
     }
 
     /// Posts a webhook body signed with `secret`, as WhatsApp does.

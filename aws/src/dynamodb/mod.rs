@@ -9,6 +9,7 @@ pub mod audit;
 pub mod capacity;
 pub mod event_store;
 pub mod idempotency;
+pub mod ops;
 pub mod read_models;
 pub mod stream;
 
@@ -16,6 +17,7 @@ pub use audit::DynamoAuditLog;
 pub use capacity::{CapacityMeter, CapacityUnits};
 pub use event_store::DynamoEventStore;
 pub use idempotency::DynamoIdempotency;
+pub use ops::DynamoOpsReadModels;
 pub use read_models::DynamoReadModels;
 pub use stream::{recorded_events_from_stream, StreamDecodeError};
 

@@ -104,11 +104,7 @@ impl Workload {
                     let stream = format!("{tenant}/message/{id}");
                     let template = rng.gen_bool(0.5);
                     let name = ["promo", "otp"][rng.gen_range(0..2)];
-                    let content = if template {
-                        json!({ "name": name })
-                    } else {
-                        json!({"body": "hello"})
-                    };
+                    let content = if template { json!({ "name": name }) } else { json!({"body": "hello"}) };
                     let kind = if template { "template" } else { "text" };
                     let data = json!({"message_id": id, "conversation_id": conversation, "number_id": number,
                         "wa_id": "c1", "kind": kind, "content": content,
@@ -139,8 +135,14 @@ impl Workload {
                 _ => {
                     let job = Uuid::now_v7();
                     let stream = format!("{tenant}/job/{job}");
-                    w.push(tenant, &stream, "JobQueued", json!({"job_id": job, "kind": "message_export",
-                        "params": {}, "requested_by": "user:1", "notify": null, "max_attempts": 2, "at": stamp}), at);
+                    w.push(
+                        tenant,
+                        &stream,
+                        "JobQueued",
+                        json!({"job_id": job, "kind": "message_export",
+                        "params": {}, "requested_by": "user:1", "notify": null, "max_attempts": 2, "at": stamp}),
+                        at,
+                    );
                     w.push(tenant, &stream, "JobStarted", json!({"attempt": 1, "at": stamp}), at);
                     if rng.gen_bool(0.5) {
                         w.push(tenant, &stream, "JobSucceeded", json!({"artifact": "exports/x.csv", "at": stamp}), at);

@@ -236,7 +236,8 @@ impl AwsRuntime {
                 self.outbound.send(&job.to_body(), std::time::Duration::ZERO).await?;
             }
             // Queued jobs, and failed attempts that will be retried after a pause.
-            for (message, delay) in events.iter().filter_map(|e| job_message_for(e, self.ops.settings.job_retry_delay)) {
+            for (message, delay) in events.iter().filter_map(|e| job_message_for(e, self.ops.settings.job_retry_delay))
+            {
                 self.jobs_queue.send(&serde_json::to_string(&message)?, delay).await?;
             }
             let published: Vec<_> = events.iter().map(|e| IntegrationEvent::from_recorded(e, stage)).collect();

@@ -25,7 +25,6 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use axum::http::StatusCode;
 use common::{fixture, fresh, sign, FakeGraph, ACCESS_TOKEN, APP_SECRET, CUSTOMER, DISPLAY, PNID, WABA};
 use parley_app::auth::{LocalIssuer, Role};
-use parley_app::readmodel::billing::BillingReadModel;
 use parley_app::identity::audit::SqliteAuditLog;
 use parley_app::identity::local::LocalIdentity;
 use parley_app::mail::OutboxMailer;
@@ -286,7 +285,12 @@ async fn priced_send(d: &Deployment, tenant: &str, category: &str, at: chrono::D
                      "pricing_type": "regular"}}),
     };
     let stream = parley_domain::ids::message_stream(tenant, message_id);
-    d.runtime.app.store.append(tenant, &stream, parley_events::ExpectedVersion::Any, vec![event]).await.expect("append");
+    d.runtime
+        .app
+        .store
+        .append(tenant, &stream, parley_events::ExpectedVersion::Any, vec![event])
+        .await
+        .expect("append");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,7 +313,8 @@ async fn exports_and_invoices_run_on_the_lambda_handlers() {
     let mut seen = 0;
     d.runtime.project(next_stream_batch(&d, &mut seen).await).await;
     let inbound = fresh(fixture("inbound_text.json")).to_string();
-    let headers = json!({ "content-type": "application/json", "x-hub-signature-256": sign(APP_SECRET, inbound.as_bytes()) });
+    let headers =
+        json!({ "content-type": "application/json", "x-hub-signature-256": sign(APP_SECRET, inbound.as_bytes()) });
     let request = api_gateway_request("POST", "/webhooks/whatsapp", headers, Some(&inbound));
     assert_eq!(invoke(parley_app::http::webhook_router(app.clone()), request).await.0, StatusCode::OK);
     d.runtime.project(next_stream_batch(&d, &mut seen).await).await;
@@ -336,7 +341,10 @@ async fn exports_and_invoices_run_on_the_lambda_handlers() {
     assert!(d.runtime.react(batch).await.batch_item_failures.is_empty());
     let request = api_gateway_request("GET", &format!("/v1/jobs/{job_id}"), bearer.clone(), None);
     let (status, job) = invoke(d.runtime.api_router(), request).await;
-    assert_eq!((status, job["status"].as_str(), job["progress"].as_u64()), (StatusCode::OK, Some("succeeded"), Some(100)));
+    assert_eq!(
+        (status, job["status"].as_str(), job["progress"].as_u64()),
+        (StatusCode::OK, Some("succeeded"), Some(100))
+    );
 
     // Its link is presigned by S3 and downloads the CSV without credentials.
     let link = job["download_url"].as_str().expect("a download link");

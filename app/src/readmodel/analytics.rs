@@ -45,10 +45,7 @@ pub trait AnalyticsReadModel: Send + Sync + 'static {
 
 /// Template names of the template sends in `events`, opened from their
 /// sealed content: every adapter's projection counts template sends by name.
-pub async fn template_names(
-    sealer: &EventSealer,
-    events: &[RecordedEvent],
-) -> Result<HashMap<Uuid, String>, AppError> {
+pub async fn template_names(sealer: &EventSealer, events: &[RecordedEvent]) -> Result<HashMap<Uuid, String>, AppError> {
     let mut names = HashMap::new();
     for e in events.iter().filter(|e| e.event_type == "MessageQueued" && e.data["kind"] == "template") {
         let Some(id) = e.data["message_id"].as_str().and_then(|s| s.parse().ok()) else { continue };

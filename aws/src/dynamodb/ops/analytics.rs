@@ -129,13 +129,12 @@ impl Fold {
                 self.conversation =
                     Some(Conversation::Answered { conversation_id: text("conversation_id"), at: micros(at) });
             }
-            ("MessageFailed", Some(row)) if row.outbound => {
-                if !row.failed {
-                    row.failed = true;
-                    let kind = d["failure"]["kind"].as_str().unwrap_or("unknown").to_owned();
-                    self.add("failed");
-                    self.add(format!("{FAILURE_PREFIX}{kind}"));
-                }
+            // A failure is counted once per message.
+            ("MessageFailed", Some(row)) if row.outbound && !row.failed => {
+                row.failed = true;
+                let kind = d["failure"]["kind"].as_str().unwrap_or("unknown").to_owned();
+                self.add("failed");
+                self.add(format!("{FAILURE_PREFIX}{kind}"));
             }
             ("MessageDelivered" | "MessageRead" | "MessagePlayed", Some(row)) if row.outbound => {
                 // A read message was delivered, whether or not `delivered` came.

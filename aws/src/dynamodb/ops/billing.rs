@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnConsumedCapacity, TransactWriteItem, Update};
 use parley_app::error::AppError;
 use parley_app::readmodel::billing::{BillingReadModel, FailedInvoice, InvoiceView};
-use parley_domain::billing::{metered, CategoryUsage, InvoiceIssued, InvoiceLine, Month, Usage};
+use parley_domain::billing::{metered, InvoiceIssued, InvoiceLine, Month, Usage};
 use parley_domain::event::Pricing;
 use parley_events::RecordedEvent;
 use serde::{Deserialize, Serialize};
@@ -269,9 +269,9 @@ impl BillingReadModel for DynamoOpsReadModels {
         for name in item.keys() {
             let count = number_attribute(&item, name).max(0) as u64;
             if let Some(category) = name.strip_prefix(BILLABLE_PREFIX) {
-                usage.entry(category.to_owned()).or_insert_with(CategoryUsage::default).billable = count;
+                usage.entry(category.to_owned()).or_default().billable = count;
             } else if let Some(category) = name.strip_prefix(FREE_PREFIX) {
-                usage.entry(category.to_owned()).or_insert_with(CategoryUsage::default).free = count;
+                usage.entry(category.to_owned()).or_default().free = count;
             }
         }
         Ok(usage)
@@ -304,7 +304,8 @@ impl BillingReadModel for DynamoOpsReadModels {
             g4sk: String,
         }
         let mut failed = Vec::new();
-        let query = IndexQuery { index: "gsi4", partition: FAILED_INVOICES.into(), below: None, above: None, forward: true };
+        let query =
+            IndexQuery { index: "gsi4", partition: FAILED_INVOICES.into(), below: None, above: None, forward: true };
         self.rows
             .scan_index(query, |row: Failed| {
                 // `tenant#month`: a month holds no `#`, a tenant may.

@@ -15,13 +15,17 @@ use parley_app::app::{Ports, Settings};
 use parley_app::auth::TokenVerifier;
 use parley_app::identity::audit::AuditLog;
 use parley_app::identity::IdentityProvider;
+use parley_app::ops::{Ops, OpsPorts};
 use parley_app::queue::WorkQueue;
 use parley_app::services::dispatcher::job_for;
+use parley_app::services::jobs::job_message_for;
 use parley_app::{App, Config, SystemClock};
 use parley_aws::cognito::{self, CognitoIdentity, CognitoTokens};
 use parley_aws::config::AwsTarget;
 use parley_aws::dynamodb::stream::recorded_events_from_stream;
-use parley_aws::dynamodb::{DynamoAuditLog, DynamoEventStore, DynamoIdempotency, DynamoRateLimiter, DynamoReadModels};
+use parley_aws::dynamodb::{
+    DynamoAuditLog, DynamoEventStore, DynamoIdempotency, DynamoOpsReadModels, DynamoRateLimiter, DynamoReadModels,
+};
 use parley_aws::eventbridge::EventBridgeBus;
 use parley_aws::kms::KmsVault;
 use parley_aws::s3::S3BlobStore;
@@ -30,6 +34,7 @@ use parley_aws::sqs::SqsQueue;
 use parley_events::bus::{IntegrationBus, IntegrationEvent};
 use parley_whatsapp::GraphClient;
 
+use crate::handlers::schedule;
 use crate::handlers::streams::{self, RecordEvents};
 
 /// Names of the AWS resources a function uses, from the environment
@@ -43,6 +48,8 @@ pub struct AwsResources {
     pub keys_table: String,
     pub data_key_id: String,
     pub outbound_queue_url: String,
+    /// Where queued jobs (exports) wait for the job runner.
+    pub jobs_queue_url: String,
     pub event_bus: String,
     pub blob_bucket: String,
 }
@@ -65,6 +72,7 @@ impl AwsResources {
             keys_table: var("PARLEY_KEYS_TABLE"),
             data_key_id: var("PARLEY_DATA_KEY_ID"),
             outbound_queue_url: var("PARLEY_OUTBOUND_QUEUE_URL"),
+            jobs_queue_url: var("PARLEY_JOBS_QUEUE_URL"),
             event_bus: var("PARLEY_EVENT_BUS"),
             blob_bucket: var("PARLEY_BLOB_BUCKET"),
         };
@@ -114,7 +122,11 @@ pub async fn identity_ports(_config: &Config, sdk: &aws_config::SdkConfig) -> an
 /// The application on AWS, plus the adapters the worker handlers use directly.
 pub struct AwsRuntime {
     pub app: Arc<App>,
+    /// The back office: jobs, exports, analytics, billing.
+    pub ops: Arc<Ops>,
     pub read_models: Arc<DynamoReadModels>,
+    pub ops_models: Arc<DynamoOpsReadModels>,
+    pub jobs_queue: Arc<SqsQueue>,
     pub audit: Arc<DynamoAuditLog>,
     pub outbound: Arc<SqsQueue>,
     pub bus: Arc<dyn IntegrationBus>,
@@ -168,7 +180,24 @@ impl AwsRuntime {
             },
             Settings::from_config(config)?,
         );
-        Ok(AwsRuntime { app, read_models, audit, outbound, bus, resources })
+        let ops_models = Arc::new(DynamoOpsReadModels::new(
+            aws_sdk_dynamodb_client(sdk),
+            &resources.read_models_table,
+            app.sealer.clone(),
+        ));
+        // The dead-letter queue is the queue's redrive policy's business in AWS.
+        let jobs_queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &resources.jobs_queue_url, None));
+        let ops = Ops::new(
+            app.clone(),
+            OpsPorts {
+                jobs: ops_models.clone(),
+                analytics: ops_models.clone(),
+                billing: ops_models.clone(),
+                job_queue: jobs_queue.clone(),
+            },
+            config.ops.clone(),
+        )?;
+        Ok(AwsRuntime { app, ops, read_models, ops_models, jobs_queue, audit, outbound, bus, resources })
     }
 
     /// The domain events each stream record carries, with its sequence number.
@@ -188,11 +217,12 @@ impl AwsRuntime {
             .collect()
     }
 
-    /// Projector: stream records -> read models and the audit log.
+    /// Projector: stream records -> read models (messaging and back office) and the audit log.
     pub async fn project(&self, event: DynamoDbEvent) -> DynamoDbEventResponse {
-        let (read_models, audit) = (&self.read_models, &self.audit);
+        let (read_models, ops_models, audit) = (&self.read_models, &self.ops_models, &self.audit);
         streams::consume(Self::record_events(&event), |events| async move {
             read_models.apply(&events).await?;
+            ops_models.apply(&events).await?;
             audit.apply(&events).await
         })
         .await
@@ -205,6 +235,11 @@ impl AwsRuntime {
             for job in events.iter().filter_map(job_for) {
                 self.outbound.send(&job.to_body(), std::time::Duration::ZERO).await?;
             }
+            // Queued jobs, and failed attempts that will be retried after a pause.
+            for (message, delay) in events.iter().filter_map(|e| job_message_for(e, self.ops.settings.job_retry_delay))
+            {
+                self.jobs_queue.send(&serde_json::to_string(&message)?, delay).await?;
+            }
             let published: Vec<_> = events.iter().map(|e| IntegrationEvent::from_recorded(e, stage)).collect();
             self.bus.publish(&published).await?;
             Ok::<_, anyhow::Error>(())
@@ -215,6 +250,34 @@ impl AwsRuntime {
     /// Sender: one SQS batch of outbound jobs.
     pub async fn send(&self, event: SqsEvent) -> SqsBatchResponse {
         crate::handlers::sender::handle(&self.app, event).await
+    }
+
+    /// Job runner: one SQS batch of queued jobs.
+    pub async fn run_jobs(&self, event: SqsEvent) -> SqsBatchResponse {
+        crate::handlers::jobs::handle(&self.ops, event).await
+    }
+
+    /// Invoicer: one scheduled run. The payload may name the month (`{"month": "YYYY-MM"}`);
+    /// by default it is the month before this one.
+    pub async fn invoice(&self, payload: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        let month = schedule::invoice_month(payload, self.app.clock.now())?;
+        let issued = schedule::issue_invoices(&self.ops, month).await?;
+        Ok(serde_json::json!({ "month": month.to_string(), "issued": issued }))
+    }
+
+    /// Dunning: one scheduled run.
+    pub async fn dun(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::json!({ "sent": schedule::send_dunning_mails(&self.ops).await? }))
+    }
+
+    /// Usage notices: one scheduled run.
+    pub async fn notify_usage(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::json!({ "told": schedule::send_usage_notices(&self.ops).await? }))
+    }
+
+    /// The HTTP router of the API functions: the messaging API and the back office's routes.
+    pub fn api_router(&self) -> axum::Router {
+        parley_app::http::router(self.app.clone()).merge(parley_app::http::ops::router(self.ops.clone()))
     }
 }
 

@@ -8,6 +8,11 @@
 //! DynamoDB Streams API, feed the projector and the reactor; the read model
 //! answers `GET /v1/conversations`; a reply queued by the API reaches SQS and
 //! the sender function sends it to the (fake) Graph API exactly once.
+//!
+//! The back office runs the same way: an export queued through the API
+//! reaches the jobs queue through the reactor, the job runner function writes
+//! the CSV to S3, and the job's presigned link downloads it; the invoicer
+//! function bills every tenant with usage once, however often it runs.
 
 #![cfg(feature = "lambda")]
 
@@ -108,6 +113,38 @@ async fn next_stream_batch(d: &Deployment, seen: &mut usize) -> DynamoDbEvent {
     event
 }
 
+/// The messages waiting on a queue, received as the SQS event Lambda would deliver.
+async fn receive_as_lambda_event(d: &Deployment, queue_url: &str) -> SqsEvent {
+    let sqs = aws_sdk_sqs::Client::new(&d.sdk);
+    let received = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .expect("receive");
+    let records: Vec<Value> = received
+        .messages()
+        .iter()
+        .map(|m| {
+            json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": { "ApproximateReceiveCount": "1", "SentTimestamp": "1795000000000" },
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:queue",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).expect("an SQS event")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_to_read_model_to_send_through_the_lambda_handlers() {
     let graph = FakeGraph::start().await;
@@ -170,35 +207,8 @@ async fn webhook_to_read_model_to_send_through_the_lambda_handlers() {
     assert!(response.batch_item_failures.is_empty());
     d.runtime.project(batch).await;
 
-    let sqs = aws_sdk_sqs::Client::new(&d.sdk);
-    let received = sqs
-        .receive_message()
-        .queue_url(&d.runtime.resources.outbound_queue_url)
-        .max_number_of_messages(10)
-        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-        .wait_time_seconds(2)
-        .send()
-        .await
-        .expect("receive");
-    let messages = received.messages();
-    assert_eq!(messages.len(), 1, "one job for one queued message");
-    let records: Vec<Value> = messages
-        .iter()
-        .map(|m| {
-            json!({
-                "messageId": m.message_id(),
-                "receiptHandle": m.receipt_handle(),
-                "body": m.body(),
-                "attributes": { "ApproximateReceiveCount": "1", "SentTimestamp": "1795000000000" },
-                "messageAttributes": {},
-                "md5OfBody": m.md5_of_body(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:outbound",
-                "awsRegion": "us-east-1"
-            })
-        })
-        .collect();
-    let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).expect("an SQS event");
+    let event = receive_as_lambda_event(&d, &d.runtime.resources.outbound_queue_url).await;
+    assert_eq!(event.records.len(), 1, "one job for one queued message");
     let response = d.runtime.send(event).await;
     assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
     assert_eq!(graph.sends(), 1, "sent to the Graph API once");
@@ -218,4 +228,132 @@ async fn webhook_to_read_model_to_send_through_the_lambda_handlers() {
     assert_eq!(status, StatusCode::OK, "{message}");
     assert!(message["wamid"].as_str().is_some_and(|w| w.starts_with("wamid.")), "{message}");
     assert_eq!(message["attempts"], 1, "{message}");
+}
+
+/// A priced `sent` status of a message of `tenant`, appended as the status
+/// webhook would, so the month has metered usage.
+async fn priced_send(d: &Deployment, tenant: &str, category: &str, at: chrono::DateTime<chrono::Utc>) {
+    use parley_events::EventStore;
+    let message_id = uuid::Uuid::now_v7();
+    let event = parley_events::NewEvent {
+        event_id: uuid::Uuid::now_v7(),
+        event_type: "MessageSent".into(),
+        schema_version: 1,
+        occurred_at: at,
+        correlation_id: uuid::Uuid::now_v7(),
+        causation_id: None,
+        actor: "webhook:whatsapp".into(),
+        data: json!({"at": at, "pricing": {"billable": true, "pricing_model": "PMP", "category": category,
+                     "pricing_type": "regular"}}),
+    };
+    let stream = parley_domain::ids::message_stream(tenant, message_id);
+    d.runtime
+        .app
+        .store
+        .append(tenant, &stream, parley_events::ExpectedVersion::Any, vec![event])
+        .await
+        .expect("append");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_and_invoices_run_on_the_lambda_handlers() {
+    let graph = FakeGraph::start().await;
+    let d = deploy(&graph.base).await;
+    let app = d.runtime.app.clone();
+    let now = chrono::Utc::now();
+    let token = d.issuer.issue("acme", "owner-1", Role::Owner, now, chrono::Duration::hours(1)).unwrap();
+    let bearer = json!({ "authorization": format!("Bearer {token}"), "content-type": "application/json" });
+
+    // A number and one inbound message, so the export has a row.
+    let number = json!({
+        "phone_number_id": PNID, "display_phone_number": DISPLAY, "waba_id": WABA,
+        "access_token": ACCESS_TOKEN, "app_secret": APP_SECRET, "verify_token": "verify-me",
+    })
+    .to_string();
+    let request = api_gateway_request("POST", "/v1/numbers", bearer.clone(), Some(&number));
+    assert_eq!(invoke(d.runtime.api_router(), request).await.0, StatusCode::CREATED);
+    let mut seen = 0;
+    d.runtime.project(next_stream_batch(&d, &mut seen).await).await;
+    let inbound = fresh(fixture("inbound_text.json")).to_string();
+    let headers =
+        json!({ "content-type": "application/json", "x-hub-signature-256": sign(APP_SECRET, inbound.as_bytes()) });
+    let request = api_gateway_request("POST", "/webhooks/whatsapp", headers, Some(&inbound));
+    assert_eq!(invoke(parley_app::http::webhook_router(app.clone()), request).await.0, StatusCode::OK);
+    d.runtime.project(next_stream_batch(&d, &mut seen).await).await;
+
+    // The API function queues an export; the projector and the reactor see the job.
+    let request = api_gateway_request("POST", "/v1/messages/export", bearer.clone(), Some("{}"));
+    let (status, accepted) = invoke(d.runtime.api_router(), request).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let job_id = accepted["job_id"].as_str().expect("job id").to_owned();
+    let batch = next_stream_batch(&d, &mut seen).await;
+    assert!(d.runtime.project(batch.clone()).await.batch_item_failures.is_empty());
+    assert!(d.runtime.react(batch).await.batch_item_failures.is_empty());
+    let request = api_gateway_request("GET", &format!("/v1/jobs/{job_id}"), bearer.clone(), None);
+    let (status, job) = invoke(d.runtime.api_router(), request).await;
+    assert_eq!((status, job["status"].as_str()), (StatusCode::OK, Some("queued")), "{job}");
+
+    // The job runner takes the reactor's message from SQS and runs the export.
+    let event = receive_as_lambda_event(&d, &d.runtime.resources.jobs_queue_url).await;
+    assert_eq!(event.records.len(), 1, "one queue message for one queued job");
+    let response = d.runtime.run_jobs(event).await;
+    assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
+    let batch = next_stream_batch(&d, &mut seen).await;
+    assert!(d.runtime.project(batch.clone()).await.batch_item_failures.is_empty());
+    assert!(d.runtime.react(batch).await.batch_item_failures.is_empty());
+    let request = api_gateway_request("GET", &format!("/v1/jobs/{job_id}"), bearer.clone(), None);
+    let (status, job) = invoke(d.runtime.api_router(), request).await;
+    assert_eq!(
+        (status, job["status"].as_str(), job["progress"].as_u64()),
+        (StatusCode::OK, Some("succeeded"), Some(100))
+    );
+
+    // Its link is presigned by S3 and downloads the CSV without credentials.
+    let link = job["download_url"].as_str().expect("a download link");
+    assert!(link.contains("X-Amz-Signature="), "a presigned URL: {link}");
+    let download = reqwest::get(link).await.expect("download");
+    assert_eq!(download.status(), reqwest::StatusCode::OK);
+    let csv = download.text().await.expect("csv");
+    let mut lines = csv.lines();
+    assert!(lines.next().is_some_and(|header| header.starts_with("id,conversation_id")), "{csv}");
+    assert_eq!(lines.count(), 1, "one message exported: {csv}");
+    assert!(csv.contains("Does it come in another color?"), "{csv}");
+    // The emulator does not check signatures; the link's lifetime is the configured one.
+    let expires = d.runtime.ops.settings.download_ttl.as_secs().min(7 * 24 * 3600);
+    assert!(link.contains(&format!("X-Amz-Expires={expires}")), "{link}");
+
+    // Usage this month for two tenants; the invoicer bills the month named in its payload.
+    let month = parley_domain::billing::Month::of(now);
+    for (tenant, category) in [("acme", "marketing"), ("acme", "utility"), ("globex", "marketing")] {
+        priced_send(&d, tenant, category, now).await;
+    }
+    let batch = next_stream_batch(&d, &mut seen).await;
+    assert!(d.runtime.project(batch.clone()).await.batch_item_failures.is_empty());
+    // Lambda delivers the batch again: usage is metered once.
+    assert!(d.runtime.project(batch).await.batch_item_failures.is_empty());
+    let request = api_gateway_request("GET", "/v1/billing/usage", bearer.clone(), None);
+    let (status, usage) = invoke(d.runtime.api_router(), request).await;
+    assert_eq!((status, usage["month"].as_str()), (StatusCode::OK, Some(month.to_string().as_str())), "{usage}");
+    assert_eq!(usage["billable"], 2, "acme's two priced messages, each once: {usage}");
+
+    let payload = json!({ "month": month.to_string() });
+    let ran = d.runtime.invoice(&payload).await.expect("invoicer");
+    assert_eq!(ran, json!({ "month": month.to_string(), "issued": 2 }), "one invoice per billed tenant");
+    d.runtime.project(next_stream_batch(&d, &mut seen).await).await;
+    let again = d.runtime.invoice(&payload).await.expect("invoicer again");
+    assert_eq!(again["issued"], 0, "a re-run issues nothing twice");
+    d.runtime.project(next_stream_batch(&d, &mut seen).await).await;
+
+    let request = api_gateway_request("GET", "/v1/billing/invoices", bearer.clone(), None);
+    let (status, invoices) = invoke(d.runtime.api_router(), request).await;
+    assert_eq!(status, StatusCode::OK, "{invoices}");
+    let items = invoices["items"].as_array().or(invoices.as_array()).expect("invoices");
+    assert_eq!(items.len(), 1, "one invoice for acme: {invoices}");
+    assert_eq!(items[0]["month"], month.to_string());
+    let lines = items[0]["lines"].to_string();
+    assert!(lines.contains("marketing messages: 1") && lines.contains("utility messages: 1"), "{lines}");
+    for tenant in ["acme", "globex"] {
+        let invoices = d.runtime.ops.billing.invoices(tenant).await.expect("invoices");
+        assert_eq!(invoices.len(), 1, "{tenant} has one invoice");
+    }
 }

@@ -189,6 +189,15 @@ async fn analytics_count_each_status_once_per_message(m: OpsReadModels) {
     assert_eq!(row.failed_by_kind.get("marketing_cap"), Some(&1));
     assert_eq!(row.templates.get("promo"), Some(&2));
     assert_eq!(row.first_response_secs, vec![60], "only the first answer to a waiting customer counts");
+
+    // Statuses that come again, and the whole log delivered again (as a stream
+    // consumer may see it), count nothing twice.
+    log.push("t1", &s0, Event::MessageDelivered { at: later, pricing: None }, later);
+    log.push("t1", &s0, Event::MessageRead { at: later }, later);
+    log.apply(&m).await;
+    log.apply(&m).await;
+    let again = m.analytics.daily("t1", date, date, None).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again, rows, "repeated statuses and redelivered events change no count");
     assert!(m.analytics.daily("t2", date, date, None).await.unwrap_or_default().is_empty());
     assert!(m.analytics.daily("t1", date, date, Some("n2")).await.unwrap_or_default().is_empty());
 }
@@ -236,6 +245,14 @@ async fn usage_is_metered_once_per_message_and_invoices_follow_payments(m: OpsRe
     let usage = m.billing.usage("t1", month).await.unwrap_or_default();
     assert_eq!(usage.get("marketing").map(|u| (u.billable, u.free)), Some((1, 0)));
     assert_eq!(usage.get("service").map(|u| (u.billable, u.free)), Some((0, 1)));
+    assert!(m.billing.usage("t1", month.next()).await.unwrap_or_default().is_empty());
+    // A later priced status of an already metered message, in a batch of its own.
+    let first = log.events[0].stream_id.clone();
+    let later = t("2026-03-01T00:00:00Z");
+    log.push("t1", &first, Event::MessageRead { at: later }, later);
+    log.push("t1", &first, Event::MessageDelivered { at: later, pricing: priced("marketing", true, "regular") }, later);
+    log.apply(&m).await;
+    assert_eq!(m.billing.usage("t1", month).await.unwrap_or_default(), usage, "metered once per message");
     assert!(m.billing.usage("t1", month.next()).await.unwrap_or_default().is_empty());
     assert_eq!(m.billing.billed_tenants().await.unwrap_or_default(), vec!["t1".to_owned()]);
 

@@ -15,7 +15,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let runtime = AwsRuntime::compose(&config, lambda::AwsResources::from_env()?, &sdk, identity)?;
     let router = match handler.as_str() {
         "webhooks" => parley_app::http::webhook_router(runtime.app),
-        "api" | "messages" | "public" => parley_app::http::router(runtime.app),
+        // `/v1/messages/export` reaches the messages function, the rest of the back office the API one.
+        "api" | "messages" | "public" => runtime.api_router(),
         other => return Err(format!("PARLEY_HANDLER: `{other}` is not one of webhooks, api, messages, public").into()),
     };
     lambda_http::run(router).await

@@ -1,6 +1,7 @@
 #![recursion_limit = "256"]
 //! The worker Lambda functions: the events-stream projector and reactor, the
-//! outbound sender and the scheduled jobs. `PARLEY_HANDLER` names the one a
+//! outbound sender, the job runner and the scheduled jobs (window closer,
+//! invoicer, dunning, usage notices). `PARLEY_HANDLER` names the one a
 //! function runs.
 
 use std::sync::Arc;
@@ -38,6 +39,34 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
                 let runtime = runtime.clone();
                 async move { Ok::<_, lambda_runtime::Error>(runtime.send(event.payload).await) }
+            }))
+            .await
+        }
+        WorkerHandler::JobRunner => {
+            lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+                let runtime = runtime.clone();
+                async move { Ok::<_, lambda_runtime::Error>(runtime.run_jobs(event.payload).await) }
+            }))
+            .await
+        }
+        WorkerHandler::Invoicer => {
+            lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+                let runtime = runtime.clone();
+                async move { Ok::<_, lambda_runtime::Error>(runtime.invoice(&event.payload).await?) }
+            }))
+            .await
+        }
+        WorkerHandler::Dunning => {
+            lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
+                let runtime = runtime.clone();
+                async move { Ok::<_, lambda_runtime::Error>(runtime.dun().await?) }
+            }))
+            .await
+        }
+        WorkerHandler::UsageNotices => {
+            lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
+                let runtime = runtime.clone();
+                async move { Ok::<_, lambda_runtime::Error>(runtime.notify_usage().await?) }
             }))
             .await
         }

@@ -6,6 +6,7 @@
 //! function runs (see [`WorkerHandler`]). Sharing a binary keeps the deploy
 //! build to one long full-LTO link instead of one per function.
 
+pub mod jobs;
 pub mod schedule;
 pub mod sender;
 pub mod streams;
@@ -23,11 +24,27 @@ pub enum WorkerHandler {
     Sender,
     /// Schedule -> `ConversationWindowExpired` for closed windows.
     WindowCloser,
+    /// Jobs SQS queue -> exports (and any other job kind).
+    JobRunner,
+    /// Schedule (1st of the month) -> last month's invoices.
+    Invoicer,
+    /// Schedule (daily) -> reminders of failed payments.
+    Dunning,
+    /// Schedule (hourly) -> notices of usage at 80 % and 100 % of the plan.
+    UsageNotices,
 }
 
 impl WorkerHandler {
-    pub const ALL: [WorkerHandler; 4] =
-        [WorkerHandler::Projector, WorkerHandler::Reactor, WorkerHandler::Sender, WorkerHandler::WindowCloser];
+    pub const ALL: [WorkerHandler; 8] = [
+        WorkerHandler::Projector,
+        WorkerHandler::Reactor,
+        WorkerHandler::Sender,
+        WorkerHandler::WindowCloser,
+        WorkerHandler::JobRunner,
+        WorkerHandler::Invoicer,
+        WorkerHandler::Dunning,
+        WorkerHandler::UsageNotices,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -35,6 +52,10 @@ impl WorkerHandler {
             WorkerHandler::Reactor => "reactor",
             WorkerHandler::Sender => "sender",
             WorkerHandler::WindowCloser => "window-closer",
+            WorkerHandler::JobRunner => "job-runner",
+            WorkerHandler::Invoicer => "invoicer",
+            WorkerHandler::Dunning => "dunning",
+            WorkerHandler::UsageNotices => "usage-notices",
         }
     }
 

@@ -3,11 +3,12 @@
 
 use parley_aws::dynamodb::{DynamoEventStore, DynamoIdempotency, DynamoReadModels};
 use parley_aws::kms::KmsVault;
+use parley_aws::s3::S3BlobStore;
 use parley_aws::sqs::SqsQueue;
 use parley_aws::testing::unique_name;
 use parley_functions::lambda::AwsResources;
 
-/// Creates the tables, key, queue, bus and bucket names of one stage.
+/// Creates the tables, key, queues, bus and bucket of one stage.
 pub async fn create_stage(sdk: &aws_config::SdkConfig) -> AwsResources {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let resources = AwsResources {
@@ -30,6 +31,11 @@ pub async fn create_stage(sdk: &aws_config::SdkConfig) -> AwsResources {
             .expect("create queue")
             .queue_url()
             .to_owned(),
+        jobs_queue_url: SqsQueue::create_with_dlq(aws_sdk_sqs::Client::new(sdk), &unique_name("jobs"), 3)
+            .await
+            .expect("create jobs queue")
+            .queue_url()
+            .to_owned(),
         event_bus: unique_name("bus"),
         blob_bucket: unique_name("blobs"),
     };
@@ -38,6 +44,7 @@ pub async fn create_stage(sdk: &aws_config::SdkConfig) -> AwsResources {
     DynamoIdempotency::create_table(&dynamodb, &resources.idempotency_table).await.expect("idempotency table");
     KmsVault::create_table(&dynamodb, &resources.keys_table).await.expect("keys table");
     aws_sdk_eventbridge::Client::new(sdk).create_event_bus().name(&resources.event_bus).send().await.expect("bus");
+    S3BlobStore::client(sdk).create_bucket().bucket(&resources.blob_bucket).send().await.expect("bucket");
     resources
 }
 
@@ -51,6 +58,7 @@ pub fn stage_env(r: &AwsResources) -> Vec<(&'static str, String)> {
         ("PARLEY_KEYS_TABLE", r.keys_table.clone()),
         ("PARLEY_DATA_KEY_ID", r.data_key_id.clone()),
         ("PARLEY_OUTBOUND_QUEUE_URL", r.outbound_queue_url.clone()),
+        ("PARLEY_JOBS_QUEUE_URL", r.jobs_queue_url.clone()),
         ("PARLEY_EVENT_BUS", r.event_bus.clone()),
         ("PARLEY_BLOB_BUCKET", r.blob_bucket.clone()),
     ]

@@ -18,26 +18,9 @@ use uuid::Uuid;
 use super::{micros, parse_time, SqliteOpsReadModels};
 use crate::error::AppError;
 use crate::readmodel::analytics::{AnalyticsReadModel, DailyRows};
-use crate::sealing::EventSealer;
 
 fn day(t: DateTime<Utc>) -> String {
     t.date_naive().to_string()
-}
-
-/// Template names of the template sends in `events`, opened from their sealed content.
-pub(super) async fn template_names(
-    sealer: &EventSealer,
-    events: &[RecordedEvent],
-) -> Result<HashMap<Uuid, String>, AppError> {
-    let mut names = HashMap::new();
-    for e in events.iter().filter(|e| e.event_type == "MessageQueued" && e.data["kind"] == "template") {
-        let Some(id) = e.data["message_id"].as_str().and_then(|s| s.parse().ok()) else { continue };
-        let content = sealer.open_value(&e.data["content"]).await?;
-        if let Some(name) = content["name"].as_str() {
-            names.insert(id, name.to_owned());
-        }
-    }
-    Ok(names)
 }
 
 fn bump(tx: &Transaction<'_>, tenant: &str, day: &str, number: &str, column: &str) -> Result<(), AppError> {

@@ -212,7 +212,9 @@ impl Projection for OpsProjection {
         let kind = self.kind;
         let events: Vec<RecordedEvent> = events.iter().filter(|e| kind.concerns(e)).cloned().collect();
         let templates = if kind == Kind::Analytics {
-            analytics::template_names(&self.sealer, &events).await.map_err(ProjectionError::read_model)?
+            crate::readmodel::analytics::template_names(&self.sealer, &events)
+                .await
+                .map_err(ProjectionError::read_model)?
         } else {
             HashMap::new()
         };

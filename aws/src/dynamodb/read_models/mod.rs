@@ -58,12 +58,12 @@ use self::rows::{micros, ContactRow, ConversationRow, MessageRow, NumberRow, Row
 use super::capacity::{CapacityMeter, CapacityUnits, Kind};
 use super::event_store::Item;
 
-const PK: &str = "pk";
-const SK: &str = "sk";
+pub(crate) const PK: &str = "pk";
+pub(crate) const SK: &str = "sk";
 /// The sort key of every row item (the table keeps one item per row).
-const ROW: &str = "#";
+pub(crate) const ROW: &str = "#";
 /// The stream version of the last event that changed the row.
-const VERSION: &str = "ver";
+pub(crate) const VERSION: &str = "ver";
 /// The partition key of every open window in `g4`.
 const OPEN_WINDOWS: &str = "OPEN";
 /// The partition key of every outbound message still queued in `g4`.
@@ -83,34 +83,34 @@ const INDEXES: [(&str, &str, &str, Option<&[&str]>); 4] = [
     ("gsi4", "g4pk", "g4sk", Some(&["tenant_id", "id", "wa_id"])),
 ];
 
-fn internal<E: std::error::Error>(error: E) -> AppError {
+pub(crate) fn internal<E: std::error::Error>(error: E) -> AppError {
     AppError::internal(DisplayErrorContext(error))
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
 /// A sort key that orders by time, then id, as text.
-fn order_key(micros: i64, id: impl std::fmt::Display) -> String {
+pub(crate) fn order_key(micros: i64, id: impl std::fmt::Display) -> String {
     format!("{:020}#{id}", micros.max(0))
 }
 
 /// The exclusive upper bound of a page after `cursor`.
-fn before_cursor(cursor: Option<&str>) -> Result<Option<String>, AppError> {
+pub(crate) fn before_cursor(cursor: Option<&str>) -> Result<Option<String>, AppError> {
     Ok(cursor.map(cursor::decode).transpose()?.map(|(micros, id)| order_key(micros, id)))
 }
 
 /// Items kept beside a row, written in the same transaction as the row.
 #[derive(Default)]
-struct SideItems {
-    puts: Vec<Item>,
+pub(crate) struct SideItems {
+    pub(crate) puts: Vec<Item>,
     /// Primary keys (`pk`, `sk`) of items to delete.
-    deletes: Vec<(String, String)>,
+    pub(crate) deletes: Vec<(String, String)>,
 }
 
 /// Where a row lives and how the indexes find it.
-trait Stored: Serialize + DeserializeOwned + Clone + PartialEq {
+pub(crate) trait Stored: Serialize + DeserializeOwned + Clone + PartialEq {
     fn index_keys(&self) -> Vec<(&'static str, String)>;
 
     /// The items beside the row that change when it changes from `before`.
@@ -226,7 +226,7 @@ impl Stored for NumberRow {
     }
 }
 
-fn from_item<T: DeserializeOwned>(item: &Item) -> Result<T, AppError> {
+pub(crate) fn from_item<T: DeserializeOwned>(item: &Item) -> Result<T, AppError> {
     serde_dynamo::from_item(item.clone()).map_err(|e| AppError::internal(format!("read model row: {e}")))
 }
 
@@ -239,20 +239,32 @@ pub struct DynamoReadModels {
 }
 
 /// One query of an index, newest (or last) first.
-struct IndexQuery<'a> {
-    index: &'a str,
-    partition: String,
+pub(crate) struct IndexQuery<'a> {
+    pub(crate) index: &'a str,
+    pub(crate) partition: String,
     /// Only sort keys below this.
-    below: Option<String>,
+    pub(crate) below: Option<String>,
     /// Only sort keys above this.
-    above: Option<String>,
-    forward: bool,
+    pub(crate) above: Option<String>,
+    pub(crate) forward: bool,
 }
 
 impl DynamoReadModels {
     /// The read models in table `table`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into(), meter: Arc::default() }
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub(crate) fn meter(&self) -> &CapacityMeter {
+        &self.meter
     }
 
     /// The capacity units the projector and the queries have consumed so far.
@@ -352,7 +364,7 @@ impl DynamoReadModels {
 
     /// Folds `events` (one row's, in version order) into the row and writes
     /// it if it changed, conditional on nobody having written it meanwhile.
-    async fn apply_row<T: Stored>(
+    pub(crate) async fn apply_row<T: Stored>(
         &self,
         pk: String,
         events: &[&RecordedEvent],
@@ -494,7 +506,7 @@ impl DynamoReadModels {
     }
 
     /// A row and its version.
-    async fn get<T: DeserializeOwned>(&self, pk: &str) -> Result<Option<(T, u64)>, AppError> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, pk: &str) -> Result<Option<(T, u64)>, AppError> {
         let output = self
             .client
             .get_item()
@@ -516,7 +528,7 @@ impl DynamoReadModels {
     }
 
     /// Rows of an index in sort order, page by page, until `want` returns false.
-    async fn scan_index<T: DeserializeOwned>(
+    pub(crate) async fn scan_index<T: DeserializeOwned>(
         &self,
         query: IndexQuery<'_>,
         mut want: impl FnMut(T) -> bool,
@@ -564,7 +576,7 @@ impl DynamoReadModels {
     }
 
     /// Up to `limit` rows matching `keep`, newest first, with the next page's cursor.
-    async fn page<T: DeserializeOwned, V>(
+    pub(crate) async fn page<T: DeserializeOwned, V>(
         &self,
         query: IndexQuery<'_>,
         limit: usize,

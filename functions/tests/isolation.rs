@@ -57,6 +57,7 @@ impl TenantA {
         let key = match (param, path) {
             ("id", p) if p.starts_with("/v1/messages") => "message",
             ("id", p) if p.starts_with("/v1/conversations") => "conversation",
+            ("id", p) if p.starts_with("/v1/numbers") => "number",
             ("user_id", _) => "member",
             (param, path) => panic!("{path}: teach the isolation test an id of tenant A for `{param}`"),
         };
@@ -75,6 +76,7 @@ impl TenantA {
             }),
             ("post", "/v1/members") => json!({"email": self.ids["member_email"], "role": "viewer"}),
             ("patch", "/v1/members/{user_id}") => json!({"role": "viewer"}),
+            ("patch", "/v1/numbers/{id}") => json!({"throughput_per_second": 1}),
             ("post", "/v1/auth/change-email") => json!({"new_email": self.ids["owner_email"]}),
             ("post", "/v1/auth/change-password") => {
                 json!({"old_password": "Not-The-Password-1", "new_password": "Other-Password-99"})
@@ -107,6 +109,8 @@ async fn setup_a(server: &Server) -> TenantA {
     ids.insert("owner_email", "owner@a.test".to_owned());
     let mut secrets: Vec<String> = ids.values().cloned().collect();
     secrets.extend([tenant_id, owner_id, "for A only".into(), "Sheena".into(), "Tenant A".into()]);
+    // B names A's number in its own requests: the number id is no secret, its data is.
+    ids.insert("number", PNID.to_owned());
     TenantA { token, ids, secrets }
 }
 

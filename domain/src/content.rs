@@ -305,12 +305,28 @@ mod tests {
     #[test]
     fn previews_of_inbound_kinds() {
         let p = |kind: &str, content: Value| preview_text(kind, &content);
-        assert_eq!(p("interactive", json!({"type": "button_reply", "button_reply": {"id": "a", "title": "Yes"}})).as_deref(), Some("Yes"));
-        assert_eq!(p("interactive", json!({"type": "list_reply", "list_reply": {"id": "r", "title": "Row", "description": "d"}})).as_deref(), Some("Row"));
+        assert_eq!(
+            p("interactive", json!({"type": "button_reply", "button_reply": {"id": "a", "title": "Yes"}})).as_deref(),
+            Some("Yes")
+        );
+        assert_eq!(
+            p(
+                "interactive",
+                json!({"type": "list_reply", "list_reply": {"id": "r", "title": "Row", "description": "d"}})
+            )
+            .as_deref(),
+            Some("Row")
+        );
         assert_eq!(p("button", json!({"payload": "p", "text": "Stop promotions"})).as_deref(), Some("Stop promotions"));
-        assert_eq!(p("location", json!({"latitude": 52.5, "longitude": 13.4, "name": "Office"})).as_deref(), Some("Office"));
+        assert_eq!(
+            p("location", json!({"latitude": 52.5, "longitude": 13.4, "name": "Office"})).as_deref(),
+            Some("Office")
+        );
         assert_eq!(p("location", json!({"latitude": 52.5, "longitude": 13.4})).as_deref(), Some("52.5, 13.4"));
-        assert_eq!(p("contacts", json!([{"name": {"formatted_name": "Ann Lee", "first_name": "Ann"}}])).as_deref(), Some("Ann Lee"));
+        assert_eq!(
+            p("contacts", json!([{"name": {"formatted_name": "Ann Lee", "first_name": "Ann"}}])).as_deref(),
+            Some("Ann Lee")
+        );
         assert_eq!(p("reaction", json!({"message_id": "wamid.X", "emoji": ""})), None);
         assert_eq!(p("unsupported", Value::Null), None);
     }

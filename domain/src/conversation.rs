@@ -238,7 +238,9 @@ mod tests {
         let mut cmd = inbound(1, 0);
         cmd.referral = Some(Referral { source_type: Some("ad".into()), ..Referral::default() });
         let ev = record_inbound(&Conversation::default(), cmd, t(5));
-        assert!(matches!(ev.last(), Some(Event::EntryPointWindowOpened { closes_at, .. }) if *closes_at == t(0) + Duration::hours(72)));
+        assert!(
+            matches!(ev.last(), Some(Event::EntryPointWindowOpened { closes_at, .. }) if *closes_at == t(0) + Duration::hours(72))
+        );
         let s = apply(Conversation::default(), &ev);
         assert_eq!(s.entry_point_closes_at, Some(t(0) + Duration::hours(72)));
         assert!(!s.is_window_open(t(0) + Duration::hours(25)), "free-form sends still follow the 24h window");

@@ -326,7 +326,9 @@ pub fn record_status(state: &Message, report: StatusReport) -> Vec<Event> {
     match &state.wamid {
         Some(w) if *w != report.wamid => return events,
         Some(_) => {}
-        None => events.push(Event::MessageAccepted { wamid: report.wamid.clone(), at: report.at, from_number_id: None }),
+        None => {
+            events.push(Event::MessageAccepted { wamid: report.wamid.clone(), at: report.at, from_number_id: None })
+        }
     }
     if state.reported.contains(report.status) {
         return events;

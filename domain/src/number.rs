@@ -158,7 +158,8 @@ pub fn change_settings(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<Event>, SettingsError> {
-    let registered = state.registered.as_ref().filter(|r| r.tenant_id == tenant_id).ok_or(SettingsError::UnknownNumber)?;
+    let registered =
+        state.registered.as_ref().filter(|r| r.tenant_id == tenant_id).ok_or(SettingsError::UnknownNumber)?;
     let throughput = cmd.throughput_per_second.unwrap_or(state.throughput());
     if !THROUGHPUT_RANGE.contains(&throughput) {
         return Err(SettingsError::Invalid { field: "throughput_per_second", message: "must be 1 to 1000" });
@@ -249,7 +250,13 @@ pub fn record_quality(state: &Number, report: &QualityReport) -> Vec<Event> {
 
 /// Records a change of standing (from `account_update` or a send refused
 /// because the number is blocked); nothing when it is the current one.
-pub fn record_status(state: &Number, status: &str, reason: &str, detail: Option<String>, at: DateTime<Utc>) -> Vec<Event> {
+pub fn record_status(
+    state: &Number,
+    status: &str,
+    reason: &str,
+    detail: Option<String>,
+    at: DateTime<Utc>,
+) -> Vec<Event> {
     if state.registered.is_none() || state.account_status.as_deref() == Some(status) {
         return Vec::new();
     }
@@ -295,7 +302,10 @@ mod tests {
         assert!(change_settings(&n, "acme", &set(None, Some(Some("1"))), Some("acme"), "u", t(1)).is_err());
         assert!(change_settings(&n, "acme", &set(None, Some(Some("2"))), Some("globex"), "u", t(1)).is_err());
         assert!(change_settings(&n, "acme", &set(None, Some(Some("2"))), None, "u", t(1)).is_err());
-        assert_eq!(change_settings(&n, "globex", &set(Some(5), None), None, "u", t(1)), Err(SettingsError::UnknownNumber));
+        assert_eq!(
+            change_settings(&n, "globex", &set(Some(5), None), None, "u", t(1)),
+            Err(SettingsError::UnknownNumber)
+        );
         let ev = change_settings(&n, "acme", &set(Some(200), Some(Some("2"))), Some("acme"), "u", t(1)).unwrap();
         let n = apply(n, &ev);
         assert_eq!((n.throughput(), n.alternate_number_id.as_deref()), (200, Some("2")));

@@ -32,6 +32,20 @@ fn one_message(name: &str, index: usize, at: DateTime<Utc>) -> Value {
     body
 }
 
+/// The same, from another customer (each gets a conversation of its own).
+fn from_customer(mut body: Value, wa_id: &str) -> Value {
+    let value = &mut body["entry"][0]["changes"][0]["value"];
+    value["messages"][0]["from"] = json!(wa_id);
+    value["contacts"][0]["wa_id"] = json!(wa_id);
+    body
+}
+
+async fn conversation_of(server: &Server, token: &str, wa_id: &str) -> Value {
+    let (status, page) = server.get(token, "/v1/conversations?limit=50").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["items"].as_array().unwrap().iter().find(|c| c["contact"]["wa_id"] == wa_id).cloned().expect("conversation")
+}
+
 async fn only_conversation(server: &Server, token: &str) -> Value {
     let (status, page) = server.get(token, "/v1/conversations").await;
     assert_eq!(status, StatusCode::OK, "{page}");
@@ -67,15 +81,17 @@ async fn every_inbound_kind_lands_as_a_message_with_a_preview() {
     let start = Utc::now() - chrono::Duration::minutes(30);
     for (i, (name, index, kind, text)) in cases.iter().enumerate() {
         let at = start + chrono::Duration::seconds(i as i64);
-        let (status, outcome) = server.webhook(&one_message(name, *index, at), APP_SECRET).await;
+        let customer = format!("1650555{:04}", i);
+        let body = from_customer(one_message(name, *index, at), &customer);
+        let (status, outcome) = server.webhook(&body, APP_SECRET).await;
         assert_eq!(status, StatusCode::OK, "{name}: {outcome}");
         server.settled().await;
-        let conversation = only_conversation(&server, &token).await;
+        let conversation = conversation_of(&server, &token, &customer).await;
         let last = &conversation["last_message"];
         assert_eq!(last["type"], *kind, "{name}[{index}]: {conversation}");
         assert_eq!(last["text"].as_str(), *text, "{name}[{index}]: {conversation}");
         assert_eq!(last["direction"], "inbound");
-        assert_eq!(conversation["unread_count"], i + 1, "every kind counts as unread");
+        assert_eq!(conversation["unread_count"], 1, "every kind counts as unread");
         assert_eq!(time(&conversation["window_closes_at"]).timestamp(), (at + chrono::Duration::hours(24)).timestamp());
         // The message itself keeps its whole content.
         let m = message(&server, &token, last["id"].as_str().unwrap()).await;
@@ -117,8 +133,10 @@ async fn reactions_are_set_on_their_target_and_an_empty_emoji_removes_them() {
     let inbound_wamid = message(&server, &token, &inbound_id).await["wamid"].as_str().unwrap().to_owned();
     let (out_id, _) = send_text(&server, &token, &fake, "wamid.OUT0001").await;
 
-    // The customer reacts to the business's message (inbound_reaction.json names wamid.OUT0001).
-    let reacted = Utc::now() - chrono::Duration::minutes(5);
+    // The customer reacts to the business's message (inbound_reaction.json names wamid.OUT0001),
+    // a second later (webhook times have whole seconds).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let reacted = Utc::now();
     let (status, _) = server.webhook(&one_message("inbound_reaction.json", 0, reacted), APP_SECRET).await;
     assert_eq!(status, StatusCode::OK);
     server.settled().await;
@@ -127,8 +145,14 @@ async fn reactions_are_set_on_their_target_and_an_empty_emoji_removes_them() {
     assert_eq!(out["reactions"]["outbound"], Value::Null);
     // The reaction is a customer message: it lands and moves the 24h window.
     let conversation = only_conversation(&server, &token).await;
-    assert_eq!((conversation["last_message"]["type"].as_str(), conversation["last_message"]["text"].as_str()), (Some("reaction"), Some("\u{1f62e}")));
-    assert_eq!(time(&conversation["window_closes_at"]).timestamp(), (reacted + chrono::Duration::hours(24)).timestamp());
+    assert_eq!(
+        (conversation["last_message"]["type"].as_str(), conversation["last_message"]["text"].as_str()),
+        (Some("reaction"), Some("\u{1f62e}"))
+    );
+    assert_eq!(
+        time(&conversation["window_closes_at"]).timestamp(),
+        (reacted + chrono::Duration::hours(24)).timestamp()
+    );
     let reaction_id = conversation["last_message"]["id"].as_str().unwrap().to_owned();
     assert_eq!(out["reactions"]["inbound"]["message_id"], reaction_id.as_str());
 
@@ -167,6 +191,7 @@ async fn reactions_are_set_on_their_target_and_an_empty_emoji_removes_them() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 
     // The customer removes the reaction: an empty emoji.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let mut removal = one_message("inbound_reaction.json", 0, Utc::now());
     let m = &mut removal["entry"][0]["changes"][0]["value"]["messages"][0];
     m["id"] = json!("wamid.RCT0002");
@@ -197,7 +222,10 @@ async fn a_referral_opens_the_72h_entry_point_window_and_free_form_sends_keep_th
     assert_eq!(status, StatusCode::OK);
     server.settled().await;
     let conversation = only_conversation(&server, &token).await;
-    assert_eq!(time(&conversation["entry_point_window_closes_at"]).timestamp(), (came + chrono::Duration::hours(72)).timestamp());
+    assert_eq!(
+        time(&conversation["entry_point_window_closes_at"]).timestamp(),
+        (came + chrono::Duration::hours(72)).timestamp()
+    );
     assert_eq!(time(&conversation["window_closes_at"]).timestamp(), (came + chrono::Duration::hours(24)).timestamp());
     assert_eq!(conversation["window_open"], false);
     let referral = &conversation["referral"];

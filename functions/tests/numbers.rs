@@ -51,7 +51,10 @@ fn number_event_types(events: &[parley_events::RecordedEvent]) -> Vec<String> {
 async fn quality_and_account_updates_are_recorded_on_the_number_and_shown() {
     let (server, token, _fake) = setup().await;
     let fresh_number = number(&server, &token, PNID).await;
-    assert_eq!((fresh_number["quality_rating"].as_str(), fresh_number["account_status"].as_str()), (Some("UNKNOWN"), Some("CONNECTED")));
+    assert_eq!(
+        (fresh_number["quality_rating"].as_str(), fresh_number["account_status"].as_str()),
+        (Some("UNKNOWN"), Some("CONNECTED"))
+    );
 
     for _ in 0..2 {
         let (status, body) = server.webhook(&fixture("phone_number_quality_update.json"), APP_SECRET).await;
@@ -63,7 +66,11 @@ async fn quality_and_account_updates_are_recorded_on_the_number_and_shown() {
     assert_eq!(flagged["messaging_limit"], "TIER_1K");
     assert_eq!(flagged["account_status"], "FLAGGED");
     let other = number(&server, &token, PNID2).await;
-    assert_eq!((other["quality_rating"].as_str(), other["account_status"].as_str()), (Some("UNKNOWN"), Some("CONNECTED")), "the update names one number");
+    assert_eq!(
+        (other["quality_rating"].as_str(), other["account_status"].as_str()),
+        (Some("UNKNOWN"), Some("CONNECTED")),
+        "the update names one number"
+    );
     let stream = parley_domain::ids::number_stream(PNID);
     assert_eq!(
         number_event_types(&server.app.store.read_stream(&stream, 0).await.unwrap()),
@@ -110,15 +117,23 @@ async fn throughput_and_alternate_are_bounded_and_tenant_scoped() {
     });
     assert_eq!(server.post(&other_tenant, "/v1/numbers", &foreign).await.0, StatusCode::CREATED);
 
-    for bad in [json!({"throughput_per_second": 0}), json!({"throughput_per_second": 1001}),
-                json!({"alternate_number_id": PNID}), json!({"alternate_number_id": "999000111"}),
-                json!({"alternate_number_id": "123"}), json!({"throughput_per_second": 5, "extra": 1})] {
+    for bad in [
+        json!({"throughput_per_second": 0}),
+        json!({"throughput_per_second": 1001}),
+        json!({"alternate_number_id": PNID}),
+        json!({"alternate_number_id": "999000111"}),
+        json!({"alternate_number_id": "123"}),
+        json!({"throughput_per_second": 5, "extra": 1}),
+    ] {
         let (status, body) = patch(&server, &token, PNID, &bad).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
     }
     let viewer = server.token("acme", Role::Viewer);
     assert_eq!(patch(&server, &viewer, PNID, &json!({"throughput_per_second": 5})).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(patch(&server, &other_tenant, PNID, &json!({"throughput_per_second": 5})).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        patch(&server, &other_tenant, PNID, &json!({"throughput_per_second": 5})).await.0,
+        StatusCode::NOT_FOUND
+    );
 
     let (status, body) =
         patch(&server, &token, PNID, &json!({"throughput_per_second": 1000, "alternate_number_id": PNID2})).await;
@@ -126,7 +141,10 @@ async fn throughput_and_alternate_are_bounded_and_tenant_scoped() {
     assert_eq!(body, json!({"phone_number_id": PNID, "throughput_per_second": 1000, "alternate_number_id": PNID2}));
     server.settled().await;
     let shown = number(&server, &token, PNID).await;
-    assert_eq!((shown["throughput_per_second"].as_u64(), shown["alternate_number_id"].as_str()), (Some(1000), Some(PNID2)));
+    assert_eq!(
+        (shown["throughput_per_second"].as_u64(), shown["alternate_number_id"].as_str()),
+        (Some(1000), Some(PNID2))
+    );
 
     // Leaving a field out keeps it; null removes the alternate.
     let (_, body) = patch(&server, &token, PNID, &json!({"throughput_per_second": 1})).await;
@@ -289,8 +307,8 @@ async fn metrics_count_sends_failures_and_delivery_latency_per_number() {
         assert!((ms - 10_000 * (i as i64 + 1)).abs() <= 1_000, "{latencies:?}");
     }
 
-    let query = format!("/v1/numbers/{PNID}/metrics?from={}&to={}", from.to_rfc3339(), to.to_rfc3339())
-        .replace('+', "%2B");
+    let query =
+        format!("/v1/numbers/{PNID}/metrics?from={}&to={}", from.to_rfc3339(), to.to_rfc3339()).replace('+', "%2B");
     let (status, metrics) = server.get(&token, &query).await;
     assert_eq!(status, StatusCode::OK, "{metrics}");
     assert_eq!(metrics["messages"], 8);
@@ -315,7 +333,13 @@ async fn metrics_count_sends_failures_and_delivery_latency_per_number() {
     server.settled().await;
     assert_eq!(server.get(&token, &query).await.1["quality_rating"], "RED");
 
-    let (status, _) = server.get(&token, &format!("/v1/numbers/{PNID}/metrics?from={}&to={}", to.to_rfc3339(), from.to_rfc3339()).replace('+', "%2B")).await;
+    let (status, _) = server
+        .get(
+            &token,
+            &format!("/v1/numbers/{PNID}/metrics?from={}&to={}", to.to_rfc3339(), from.to_rfc3339())
+                .replace('+', "%2B"),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let (status, _) = server.get(&token, "/v1/numbers/123/metrics").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

@@ -355,7 +355,14 @@ fn project_message(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), AppErr
                 "UPDATE messages SET wamid = ?3, accepted_at = COALESCE(accepted_at, ?4),
                  sent_from = COALESCE(?5, sent_from), version = ?6 WHERE tenant_id = ?1 AND id = ?2",
             )?
-            .execute(params![tenant, id, s("wamid"), at, d.get("from_number_id").and_then(Value::as_str), v])?;
+            .execute(params![
+                tenant,
+                id,
+                s("wamid"),
+                at,
+                d.get("from_number_id").and_then(Value::as_str),
+                v
+            ])?;
         }
         "MessageReactionSet" => {
             let reaction = serde_json::json!({
@@ -565,7 +572,12 @@ fn project_number(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), AppErro
                 "UPDATE numbers SET quality_rating = ?2, messaging_limit = COALESCE(?3, messaging_limit), version = ?4
                  WHERE phone_number_id = ?1",
             )?
-            .execute(params![number, s("quality_rating"), d.get("messaging_limit").and_then(Value::as_str), v])?;
+            .execute(params![
+                number,
+                s("quality_rating"),
+                d.get("messaging_limit").and_then(Value::as_str),
+                v
+            ])?;
         }
         "NumberAccountStatusChanged" => {
             tx.prepare_cached("UPDATE numbers SET account_status = ?2, version = ?3 WHERE phone_number_id = ?1")?

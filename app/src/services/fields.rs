@@ -96,9 +96,8 @@ impl App {
                 let reason = format!("account_update:{}", update.event);
                 let mut changed = false;
                 for target in self.account_numbers_named(number, update.phone_number.as_deref()).await? {
-                    changed |= self
-                        .record_number_status(&target, status, &reason, detail.clone(), self.clock.now())
-                        .await?;
+                    changed |=
+                        self.record_number_status(&target, status, &reason, detail.clone(), self.clock.now()).await?;
                 }
                 Ok(changed)
             }

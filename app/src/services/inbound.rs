@@ -203,7 +203,12 @@ impl App {
     /// A customer's reaction: sets (or, with an empty emoji, removes) the
     /// customer's reaction on the message it names. A reaction to a message
     /// Parley does not hold, or of another contact, is kept as a message only.
-    async fn apply_inbound_reaction(&self, tenant: &str, message_id: Uuid, msg: &InboundMessage) -> Result<(), AppError> {
+    async fn apply_inbound_reaction(
+        &self,
+        tenant: &str,
+        message_id: Uuid,
+        msg: &InboundMessage,
+    ) -> Result<(), AppError> {
         if msg.kind != "reaction" {
             return Ok(());
         }

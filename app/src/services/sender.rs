@@ -225,7 +225,9 @@ impl App {
                         let status = if *kind == ErrorKind::SpamRateLimit { "FLAGGED" } else { "RESTRICTED" };
                         let reason = format!("send_error:{code}");
                         self.record_number_status(&number.phone_number_id, status, &reason, None, now).await?;
-                        if number.phone_number_id == queued.number_id && self.usable_alternate(&queued.number_id).await?.is_some() {
+                        if number.phone_number_id == queued.number_id
+                            && self.usable_alternate(&queued.number_id).await?.is_some()
+                        {
                             retry_at = Some(now);
                         }
                     }

@@ -123,7 +123,11 @@ impl AccountUpdate {
         match self.event.as_str() {
             "ACCOUNT_VIOLATION" => Some((
                 "FLAGGED",
-                self.violation_info.as_ref().and_then(|v| v.get("violation_type")).and_then(Value::as_str).map(str::to_owned),
+                self.violation_info
+                    .as_ref()
+                    .and_then(|v| v.get("violation_type"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
             )),
             "ACCOUNT_RESTRICTION" => {
                 let types: Vec<&str> = self

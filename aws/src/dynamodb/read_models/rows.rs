@@ -39,10 +39,9 @@ impl RowKey {
             let language = parts.next()?.to_owned();
             let name = parts.next()?.to_owned();
             Some(RowKey::Template { tenant_id: event.tenant_id.clone(), name, language })
-        } else if let Some(phone_number_id) = event.stream_id.strip_prefix("number/") {
-            Some(RowKey::Number { phone_number_id: phone_number_id.to_owned() })
         } else {
-            None
+            let phone_number_id = event.stream_id.strip_prefix("number/")?;
+            Some(RowKey::Number { phone_number_id: phone_number_id.to_owned() })
         }
     }
 }

@@ -49,7 +49,13 @@ fn sealed_fields(event_type: &str) -> (&'static [&'static str], Subject) {
         "MessageRendered" => (&["/text"], Subject::Contact),
         "InboundMessageRecorded" => (&["/preview/text", "/contact_name"], Subject::Contact),
         "OutboundMessageRecorded" => (&["/preview/text"], Subject::Contact),
-        "MessageReceived" | "MessageQueued" => (&["/content", "/context"], Subject::Contact),
+        "MessageReceived" | "MessageQueued" => (&["/content", "/context", "/referral"], Subject::Contact),
+        "MessageReactionSet" => (&["/emoji"], Subject::Contact),
+        // The ad's identifiers stay readable for reporting; its text and the
+        // click id, which ties the person to the click, are sealed.
+        "EntryPointWindowOpened" => {
+            (&["/referral/headline", "/referral/body", "/referral/ctwa_clid"], Subject::Contact)
+        }
         _ => (&[], Subject::Contact),
     }
 }

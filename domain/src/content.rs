@@ -209,20 +209,35 @@ fn validate_contacts(content: &Value) -> Result<(), ContentError> {
 }
 
 /// The text a conversation list shows for a message, cut to a preview length.
+/// Inbound and outbound shapes are both understood: an interactive message
+/// shows its body, an answer to one the title tapped.
 pub fn preview_text(kind: &str, content: &Value) -> Option<String> {
+    let str_at = |pointer: &str| content.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty());
     let text = match kind {
-        "text" => content.get("body").and_then(Value::as_str),
-        "image" | "video" | "document" => content.get("caption").and_then(Value::as_str),
-        "interactive" => content
-            .get("body")
-            .and_then(|b| b.get("text"))
-            .or_else(|| content.get("button_reply").and_then(|r| r.get("title")))
-            .or_else(|| content.get("list_reply").and_then(|r| r.get("title")))
-            .and_then(Value::as_str),
-        "button" => content.get("text").and_then(Value::as_str),
-        "reaction" => content.get("emoji").and_then(Value::as_str),
-        "template" => content.get("name").and_then(Value::as_str),
-        "location" => content.get("name").and_then(Value::as_str),
+        "text" => str_at("/body").map(str::to_owned),
+        "image" | "video" | "document" => str_at("/caption").or(str_at("/filename")).map(str::to_owned),
+        "interactive" => str_at("/body/text")
+            .or(str_at("/button_reply/title"))
+            .or(str_at("/list_reply/title"))
+            .or(str_at("/nfm_reply/body"))
+            .map(str::to_owned),
+        "button" => str_at("/text").map(str::to_owned),
+        // An empty emoji removes a reaction: nothing to show.
+        "reaction" => str_at("/emoji").map(str::to_owned),
+        "template" => str_at("/name").map(str::to_owned),
+        "location" => str_at("/name").or(str_at("/address")).map(str::to_owned).or_else(|| {
+            let lat = content.get("latitude").and_then(Value::as_f64)?;
+            let lon = content.get("longitude").and_then(Value::as_f64)?;
+            Some(format!("{lat}, {lon}"))
+        }),
+        "contacts" => {
+            let names: Vec<&str> = content
+                .as_array()?
+                .iter()
+                .filter_map(|c| c.pointer("/name/formatted_name").and_then(Value::as_str))
+                .collect();
+            (!names.is_empty()).then(|| names.join(", "))
+        }
         _ => None,
     }?;
     Some(text.chars().take(PREVIEW_MAX_CHARS).collect())
@@ -285,5 +300,34 @@ mod tests {
         let p = preview_text("text", &json!({"body": "y".repeat(500)})).unwrap();
         assert_eq!(p.chars().count(), PREVIEW_MAX_CHARS);
         assert_eq!(preview_text("audio", &json!({"id": "1"})), None);
+    }
+
+    #[test]
+    fn previews_of_inbound_kinds() {
+        let p = |kind: &str, content: Value| preview_text(kind, &content);
+        assert_eq!(
+            p("interactive", json!({"type": "button_reply", "button_reply": {"id": "a", "title": "Yes"}})).as_deref(),
+            Some("Yes")
+        );
+        assert_eq!(
+            p(
+                "interactive",
+                json!({"type": "list_reply", "list_reply": {"id": "r", "title": "Row", "description": "d"}})
+            )
+            .as_deref(),
+            Some("Row")
+        );
+        assert_eq!(p("button", json!({"payload": "p", "text": "Stop promotions"})).as_deref(), Some("Stop promotions"));
+        assert_eq!(
+            p("location", json!({"latitude": 52.5, "longitude": 13.4, "name": "Office"})).as_deref(),
+            Some("Office")
+        );
+        assert_eq!(p("location", json!({"latitude": 52.5, "longitude": 13.4})).as_deref(), Some("52.5, 13.4"));
+        assert_eq!(
+            p("contacts", json!([{"name": {"formatted_name": "Ann Lee", "first_name": "Ann"}}])).as_deref(),
+            Some("Ann Lee")
+        );
+        assert_eq!(p("reaction", json!({"message_id": "wamid.X", "emoji": ""})), None);
+        assert_eq!(p("unsupported", Value::Null), None);
     }
 }

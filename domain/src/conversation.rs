@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::event::{Direction, Event, Preview};
+use crate::event::{Direction, Event, Preview, Referral};
 use crate::window;
 
 /// How many recent inbound message ids a conversation remembers so that
@@ -34,6 +34,8 @@ pub struct Conversation {
     pub assignee: Option<String>,
     /// Inbound messages recorded since an agent last read the conversation.
     pub unread: u32,
+    /// When the free entry point window of a click-to-WhatsApp ad closes.
+    pub entry_point_closes_at: Option<DateTime<Utc>>,
     recent_inbound: VecDeque<Uuid>,
 }
 
@@ -68,6 +70,9 @@ impl Conversation {
                 self.recent_inbound.push_back(*message_id);
                 self.unread = self.unread.saturating_add(1);
             }
+            Event::EntryPointWindowOpened { closes_at, .. } => {
+                self.entry_point_closes_at = Some(self.entry_point_closes_at.map_or(*closes_at, |c| c.max(*closes_at)));
+            }
             Event::ConversationAssigned { assignee, .. } => self.assignee = assignee.clone(),
             Event::ConversationMarkedRead { .. } => self.unread = 0,
             Event::ConversationWindowExpired { closed_at } => self.expired_window = Some(*closed_at),
@@ -93,10 +98,13 @@ pub struct RecordInbound {
     pub sent_at: DateTime<Utc>,
     pub preview: Preview,
     pub contact_name: Option<String>,
+    /// The ad the contact came from, for click-to-WhatsApp messages.
+    pub referral: Option<Referral>,
 }
 
 /// Records an inbound message: opens (or reopens) the conversation and moves
-/// the window to 24h after the message. Idempotent per message id.
+/// the window to 24h after the message; a message from an ad also opens the
+/// 72h entry point window. Idempotent per message id.
 pub fn record_inbound(state: &Conversation, cmd: RecordInbound, now: DateTime<Utc>) -> Vec<Event> {
     if state.has_recorded(cmd.message_id) {
         return Vec::new();
@@ -112,6 +120,14 @@ pub fn record_inbound(state: &Conversation, cmd: RecordInbound, now: DateTime<Ut
         preview: cmd.preview,
         contact_name: cmd.contact_name,
     });
+    if let Some(referral) = cmd.referral {
+        events.push(Event::EntryPointWindowOpened {
+            message_id: cmd.message_id,
+            at: sent_at,
+            closes_at: sent_at + window::entry_point_window(),
+            referral,
+        });
+    }
     events
 }
 
@@ -190,6 +206,7 @@ mod tests {
                 at: t(at),
             },
             contact_name: None,
+            referral: None,
         }
     }
 
@@ -214,6 +231,21 @@ mod tests {
         let s = apply(Conversation::default(), &record_inbound(&Conversation::default(), inbound(2, 100), t(100)));
         let s = apply(s.clone(), &record_inbound(&s, inbound(1, 0), t(101)));
         assert_eq!(s.window_closes_at, Some(t(100) + Duration::hours(24)));
+    }
+
+    #[test]
+    fn a_referral_opens_the_72h_entry_point_window_beside_the_24h_one() {
+        let mut cmd = inbound(1, 0);
+        cmd.referral = Some(Referral { source_type: Some("ad".into()), ..Referral::default() });
+        let ev = record_inbound(&Conversation::default(), cmd, t(5));
+        assert!(
+            matches!(ev.last(), Some(Event::EntryPointWindowOpened { closes_at, .. }) if *closes_at == t(0) + Duration::hours(72))
+        );
+        let s = apply(Conversation::default(), &ev);
+        assert_eq!(s.entry_point_closes_at, Some(t(0) + Duration::hours(72)));
+        assert!(!s.is_window_open(t(0) + Duration::hours(25)), "free-form sends still follow the 24h window");
+        let plain = record_inbound(&Conversation::default(), inbound(2, 0), t(5));
+        assert!(!plain.iter().any(|e| matches!(e, Event::EntryPointWindowOpened { .. })));
     }
 
     #[test]

@@ -19,6 +19,38 @@ use crate::user::{PasswordChange, RevokeReason};
 pub enum Event {
     // ---- business numbers ----
     NumberRegistered(NumberRegistered),
+    /// WhatsApp's `phone_number_quality_update`: the number's quality or
+    /// messaging limit changed.
+    NumberQualityUpdated {
+        /// WhatsApp's event: FLAGGED, UNFLAGGED, UPGRADE, DOWNGRADE, ...
+        event: String,
+        /// GREEN, YELLOW, RED or UNKNOWN after the update.
+        quality_rating: String,
+        /// The messaging limit (tier), e.g. `TIER_1K`, when WhatsApp names it.
+        messaging_limit: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// WhatsApp's `account_update` (or a send refused because the number is
+    /// blocked): the number's standing changed.
+    NumberAccountStatusChanged {
+        /// CONNECTED, FLAGGED, RESTRICTED or DISABLED.
+        status: String,
+        /// What reported it: the webhook's event (ACCOUNT_RESTRICTION, ...)
+        /// or `send_error:<code>`.
+        reason: String,
+        /// Details WhatsApp gave (restriction types, ban state, violation).
+        detail: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// The tenant changed how the number sends.
+    NumberSettingsChanged {
+        throughput_per_second: u32,
+        /// Another number of the tenant that sends in this one's place while
+        /// it is blocked.
+        alternate_number_id: Option<String>,
+        at: DateTime<Utc>,
+        by: String,
+    },
 
     // ---- contacts ----
     ContactCreated {
@@ -106,6 +138,15 @@ pub enum Event {
         preview: Preview,
         contact_name: Option<String>,
     },
+    /// The customer came from a click-to-WhatsApp ad: a 72h free entry
+    /// point window opens (pricing; free-form sends still follow the 24h
+    /// customer-service window).
+    EntryPointWindowOpened {
+        message_id: Uuid,
+        at: DateTime<Utc>,
+        closes_at: DateTime<Utc>,
+        referral: Referral,
+    },
     OutboundMessageRecorded {
         message_id: Uuid,
         at: DateTime<Utc>,
@@ -149,6 +190,10 @@ pub enum Event {
     MessageAccepted {
         wamid: String,
         at: DateTime<Utc>,
+        /// The business number that actually sent it, when the sender
+        /// recorded it (an alternate number may stand in for a blocked one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from_number_id: Option<String>,
     },
     MessageDispatchFailed {
         attempt: u32,
@@ -183,6 +228,16 @@ pub enum Event {
     MessageDeleted {
         at: DateTime<Utc>,
         by: String,
+    },
+    /// A reaction on this message was set, changed or (empty emoji) removed.
+    MessageReactionSet {
+        /// Who reacted: the customer (inbound) or the business (outbound).
+        direction: Direction,
+        /// The emoji; empty when the reaction was removed.
+        emoji: String,
+        /// The reaction message itself.
+        reaction_message_id: Uuid,
+        at: DateTime<Utc>,
     },
     /// The message's tags are now exactly these.
     MessageTagged {
@@ -322,6 +377,9 @@ impl Event {
     pub fn type_name(&self) -> &'static str {
         match self {
             Event::NumberRegistered(_) => "NumberRegistered",
+            Event::NumberQualityUpdated { .. } => "NumberQualityUpdated",
+            Event::NumberAccountStatusChanged { .. } => "NumberAccountStatusChanged",
+            Event::NumberSettingsChanged { .. } => "NumberSettingsChanged",
             Event::ContactCreated { .. } => "ContactCreated",
             Event::ContactRenamed { .. } => "ContactRenamed",
             Event::ContactOptedOut { .. } => "ContactOptedOut",
@@ -335,6 +393,7 @@ impl Event {
             Event::MessageRendered { .. } => "MessageRendered",
             Event::ConversationOpened { .. } => "ConversationOpened",
             Event::InboundMessageRecorded { .. } => "InboundMessageRecorded",
+            Event::EntryPointWindowOpened { .. } => "EntryPointWindowOpened",
             Event::OutboundMessageRecorded { .. } => "OutboundMessageRecorded",
             Event::ConversationWindowExpired { .. } => "ConversationWindowExpired",
             Event::ConversationResolved { .. } => "ConversationResolved",
@@ -355,6 +414,7 @@ impl Event {
             Event::MessageFailed { .. } => "MessageFailed",
             Event::MessageDeleted { .. } => "MessageDeleted",
             Event::MessageTagged { .. } => "MessageTagged",
+            Event::MessageReactionSet { .. } => "MessageReactionSet",
             Event::WamidAssigned { .. } => "WamidAssigned",
             Event::StatusParked { .. } => "StatusParked",
             Event::TenantCreated { .. } => "TenantCreated",
@@ -437,6 +497,37 @@ pub struct Preview {
     pub at: DateTime<Utc>,
 }
 
+/// The ad a click-to-WhatsApp customer came from (the message's `referral`).
+/// `headline`, `body` and `ctwa_clid` are sealed with the contact's key: the
+/// click id ties the person to the ad click.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Referral {
+    pub source_url: Option<String>,
+    pub source_id: Option<String>,
+    /// `ad` or `post`.
+    pub source_type: Option<String>,
+    pub headline: Option<String>,
+    pub body: Option<String>,
+    pub media_type: Option<String>,
+    pub ctwa_clid: Option<String>,
+}
+
+impl Referral {
+    /// Reads WhatsApp's `referral` object; unknown fields are left out.
+    pub fn from_webhook(value: &serde_json::Value) -> Referral {
+        let text = |k: &str| value.get(k).and_then(serde_json::Value::as_str).map(str::to_owned);
+        Referral {
+            source_url: text("source_url"),
+            source_id: text("source_id"),
+            source_type: text("source_type"),
+            headline: text("headline"),
+            body: text("body"),
+            media_type: text("media_type"),
+            ctwa_clid: text("ctwa_clid"),
+        }
+    }
+}
+
 /// The `pricing` object of WhatsApp's status webhooks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pricing {
@@ -480,6 +571,9 @@ pub struct MessageReceived {
     /// The type-specific object of the webhook message, e.g. `{"body": "..."}`.
     pub content: serde_json::Value,
     pub context: Option<serde_json::Value>,
+    /// The click-to-WhatsApp ad that brought the contact, as WhatsApp sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referral: Option<serde_json::Value>,
     /// WhatsApp's timestamp: when the contact sent it.
     pub sent_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,

@@ -179,6 +179,7 @@ mod tests {
                 at: t(0),
             },
             contact_name: None,
+            referral: None,
         };
         Conversation::fold(&record_inbound(&Conversation::default(), cmd, t(1)))
     }

@@ -52,6 +52,43 @@ pub struct Message {
     pub tags: Vec<String>,
     /// When an outbound message was queued.
     pub queued_at: Option<DateTime<Utc>>,
+    /// The current reaction of the customer (inbound) and of the business
+    /// (outbound), each the latest one set.
+    pub reactions: Reactions,
+    /// The kind of the last failed attempt that will be retried.
+    pub last_retry_kind: Option<String>,
+}
+
+/// A reaction as last set by one side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reaction {
+    /// Empty once removed.
+    pub emoji: String,
+    pub reaction_message_id: Uuid,
+    pub at: DateTime<Utc>,
+}
+
+/// The reactions on a message, one per side.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reactions {
+    pub inbound: Option<Reaction>,
+    pub outbound: Option<Reaction>,
+}
+
+impl Reactions {
+    pub fn side(&self, direction: Direction) -> Option<&Reaction> {
+        match direction {
+            Direction::Inbound => self.inbound.as_ref(),
+            Direction::Outbound => self.outbound.as_ref(),
+        }
+    }
+
+    fn set(&mut self, direction: Direction, reaction: Reaction) {
+        match direction {
+            Direction::Inbound => self.inbound = Some(reaction),
+            Direction::Outbound => self.outbound = Some(reaction),
+        }
+    }
 }
 
 impl Message {
@@ -109,8 +146,13 @@ impl Message {
                 self.wamid = Some(wamid.clone());
                 self.dispatch = Dispatch::Accepted;
             }
-            Event::MessageDispatchFailed { attempt, retry_at, .. } => {
+            Event::MessageDispatchFailed { attempt, retry_at, failure, .. } => {
                 self.dispatch = Dispatch::RetryScheduled { attempt: *attempt, retry_at: *retry_at };
+                self.last_retry_kind = Some(failure.kind.clone());
+            }
+            Event::MessageReactionSet { direction, emoji, reaction_message_id, at } => {
+                let reaction = Reaction { emoji: emoji.clone(), reaction_message_id: *reaction_message_id, at: *at };
+                self.reactions.set(*direction, reaction);
             }
             Event::MessageDispatchUnconfirmed { attempt, at, .. } => {
                 self.dispatch = Dispatch::Unconfirmed { attempt: *attempt, since: *at };
@@ -187,12 +229,33 @@ pub fn start_dispatch(state: &Message, now: DateTime<Utc>) -> Result<Vec<Event>,
     }
 }
 
-/// WhatsApp accepted the send and gave it a wamid.
-pub fn record_accepted(state: &Message, wamid: &str, now: DateTime<Utc>) -> Vec<Event> {
+/// WhatsApp accepted the send from `from_number_id` and gave it a wamid.
+pub fn record_accepted(state: &Message, wamid: &str, from_number_id: &str, now: DateTime<Utc>) -> Vec<Event> {
     if state.wamid.is_some() || !state.is_outbound() {
         return Vec::new();
     }
-    vec![Event::MessageAccepted { wamid: wamid.to_owned(), at: now }]
+    vec![Event::MessageAccepted { wamid: wamid.to_owned(), at: now, from_number_id: Some(from_number_id.to_owned()) }]
+}
+
+/// Sets one side's reaction on this message (an empty emoji removes it).
+/// Reactions may arrive out of order: an older one than the current one
+/// changes nothing, and so does the same reaction message twice.
+pub fn react(
+    state: &Message,
+    direction: Direction,
+    emoji: &str,
+    reaction_message_id: Uuid,
+    at: DateTime<Utc>,
+) -> Vec<Event> {
+    if !state.exists() {
+        return Vec::new();
+    }
+    if let Some(current) = state.reactions.side(direction) {
+        if current.reaction_message_id == reaction_message_id || current.at > at {
+            return Vec::new();
+        }
+    }
+    vec![Event::MessageReactionSet { direction, emoji: emoji.to_owned(), reaction_message_id, at }]
 }
 
 /// WhatsApp refused the attempt. `retry_at` is when a retry may go out, for
@@ -305,7 +368,9 @@ pub fn record_status(state: &Message, report: StatusReport) -> Vec<Event> {
     match &state.wamid {
         Some(w) if *w != report.wamid => return events,
         Some(_) => {}
-        None => events.push(Event::MessageAccepted { wamid: report.wamid.clone(), at: report.at }),
+        None => {
+            events.push(Event::MessageAccepted { wamid: report.wamid.clone(), at: report.at, from_number_id: None })
+        }
     }
     if state.reported.contains(report.status) {
         return events;
@@ -385,7 +450,7 @@ mod tests {
         let m = queued();
         let in_flight = apply(m.clone(), start_dispatch(&m, t(1)).unwrap());
         assert!(expire_queued(&in_flight, None, ttl, t(9999)).is_empty());
-        let accepted = apply(in_flight.clone(), record_accepted(&in_flight, "wamid.1", t(2)));
+        let accepted = apply(in_flight.clone(), record_accepted(&in_flight, "wamid.1", "pn-1", t(2)));
         assert!(expire_queued(&accepted, None, ttl, t(9999)).is_empty());
         // Waiting for a retry: still queued, so it expires.
         let retrying = apply(
@@ -401,7 +466,7 @@ mod tests {
         assert_eq!(m.status(), DeliveryStatus::Queued);
         let m = apply(m.clone(), start_dispatch(&m, t(1)).unwrap());
         assert_eq!(start_dispatch(&m, t(2)), Err(DispatchSkip::OutcomeUnknown { attempt: 1 }));
-        let m = apply(m.clone(), record_accepted(&m, "wamid.1", t(2)));
+        let m = apply(m.clone(), record_accepted(&m, "wamid.1", "n", t(2)));
         assert_eq!(start_dispatch(&m, t(3)), Err(DispatchSkip::Settled));
         assert_eq!(m.wamid.as_deref(), Some("wamid.1"));
     }
@@ -463,10 +528,26 @@ mod tests {
     }
 
     #[test]
+    fn reactions_keep_the_latest_per_side_and_empty_removes() {
+        let m = queued();
+        let (r1, r2, r3) = (Uuid::from_u128(11), Uuid::from_u128(12), Uuid::from_u128(13));
+        let m = apply(m.clone(), react(&m, Direction::Inbound, "👍", r1, t(10)));
+        let m = apply(m.clone(), react(&m, Direction::Outbound, "❤", r2, t(11)));
+        assert_eq!(m.reactions.inbound.as_ref().unwrap().emoji, "👍");
+        assert_eq!(m.reactions.outbound.as_ref().unwrap().emoji, "❤");
+        assert!(react(&m, Direction::Inbound, "👍", r1, t(10)).is_empty(), "the same reaction twice");
+        assert!(react(&m, Direction::Inbound, "😮", r3, t(5)).is_empty(), "an older reaction arriving late");
+        let m = apply(m.clone(), react(&m, Direction::Inbound, "", r3, t(20)));
+        assert_eq!(m.reactions.inbound.as_ref().unwrap().emoji, "");
+        assert_eq!(m.reactions.outbound.as_ref().unwrap().emoji, "❤", "the other side keeps its reaction");
+        assert!(react(&Message::default(), Direction::Inbound, "👍", r1, t(1)).is_empty());
+    }
+
+    #[test]
     fn late_delivered_after_read_does_not_regress() {
         let m = queued();
         let m = apply(m.clone(), start_dispatch(&m, t(1)).unwrap());
-        let m = apply(m.clone(), record_accepted(&m, "wamid.1", t(1)));
+        let m = apply(m.clone(), record_accepted(&m, "wamid.1", "n", t(1)));
         let m = apply(m.clone(), record_status(&m, report(DeliveryStatus::Read, 5)));
         let ev = record_status(&m, report(DeliveryStatus::Delivered, 3));
         assert_eq!(ev.len(), 1, "a late status is still recorded once with its own time");
@@ -496,7 +577,7 @@ mod tests {
             let base = {
                 let m = queued();
                 let m = apply(m.clone(), start_dispatch(&m, t(1)).unwrap());
-                apply(m.clone(), record_accepted(&m, "wamid.1", t(1)))
+                apply(m.clone(), record_accepted(&m, "wamid.1", "n", t(1)))
             };
             let run = |order: &[DeliveryStatus]| {
                 let mut m = base.clone();

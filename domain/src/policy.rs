@@ -62,6 +62,7 @@ mod tests {
                     at: t(*at),
                 },
                 contact_name: None,
+                referral: None,
             };
             // Recorded when it arrives, which is never before it was sent.
             let arrived = t(*at);

@@ -8,6 +8,13 @@ pub fn customer_service_window() -> Duration {
     Duration::hours(24)
 }
 
+/// Length of the free entry point window a click-to-WhatsApp ad opens.
+/// It is about pricing (free messages), not about what may be sent: the
+/// 24h rule still decides free-form sends.
+pub fn entry_point_window() -> Duration {
+    Duration::hours(72)
+}
+
 /// When a window opened by an inbound message at `last_inbound_at` closes.
 pub fn closes_at(last_inbound_at: DateTime<Utc>) -> DateTime<Utc> {
     last_inbound_at + customer_service_window()

@@ -50,6 +50,9 @@ pub enum ErrorKind {
     InvalidParameter,
     /// 190, 0, 10, 200-299: the access token expired or lacks permission.
     AuthError,
+    /// 131031, 368: the business account is locked or temporarily blocked
+    /// for policy violations; the number cannot send until it is lifted.
+    AccountBlocked,
     /// Any code not in the table.
     Unknown,
 }
@@ -77,7 +80,7 @@ pub const MAINTENANCE_WAIT_SECS: u64 = 60;
 
 impl ErrorKind {
     /// Every kind, in table order.
-    pub const ALL: [ErrorKind; 16] = [
+    pub const ALL: [ErrorKind; 17] = [
         ErrorKind::ThroughputLimit,
         ErrorKind::PairRateLimit,
         ErrorKind::Transient,
@@ -93,6 +96,7 @@ impl ErrorKind {
         ErrorKind::TemplateError,
         ErrorKind::InvalidParameter,
         ErrorKind::AuthError,
+        ErrorKind::AccountBlocked,
         ErrorKind::Unknown,
     ];
 
@@ -115,6 +119,7 @@ impl ErrorKind {
             132000 | 132001 | 132012 | 132015 | 132016 => ErrorKind::TemplateError,
             100 => ErrorKind::InvalidParameter,
             190 | 0 | 10 | 200..=299 => ErrorKind::AuthError,
+            131031 | 368 => ErrorKind::AccountBlocked,
             _ => ErrorKind::Unknown,
         }
     }
@@ -137,6 +142,7 @@ impl ErrorKind {
             ErrorKind::TemplateError => "template_error",
             ErrorKind::InvalidParameter => "invalid_parameter",
             ErrorKind::AuthError => "auth_error",
+            ErrorKind::AccountBlocked => "account_blocked",
             ErrorKind::Unknown => "unknown",
         }
     }
@@ -157,8 +163,16 @@ impl ErrorKind {
             | ErrorKind::MediaError
             | ErrorKind::TemplateError
             | ErrorKind::InvalidParameter
+            | ErrorKind::AccountBlocked
             | ErrorKind::Unknown => RetryPolicy::Never,
         }
+    }
+
+    /// Whether the error says the sending number itself may not send now
+    /// (spam-limited, locked or blocked): another number of the business
+    /// may still send the message.
+    pub fn blocks_the_number(&self) -> bool {
+        matches!(self, ErrorKind::SpamRateLimit | ErrorKind::AccountBlocked)
     }
 }
 

@@ -20,6 +20,7 @@ fn table() -> Vec<(Vec<i64>, ErrorKind, &'static str, RetryPolicy)> {
         (vec![132000, 132001, 132012, 132015, 132016], ErrorKind::TemplateError, "template_error", RetryPolicy::Never),
         (vec![100], ErrorKind::InvalidParameter, "invalid_parameter", RetryPolicy::Never),
         (vec![190, 0, 10, 200, 250, 299], ErrorKind::AuthError, "auth_error", RetryPolicy::RefreshCredentialsOnce),
+        (vec![131031, 368], ErrorKind::AccountBlocked, "account_blocked", RetryPolicy::Never),
     ]
 }
 

@@ -5,8 +5,8 @@ mod common;
 use chrono::{TimeZone, Utc};
 use parley_whatsapp::errors::ErrorKind;
 use parley_whatsapp::webhook::{
-    parse, InboundMessage, Pricing, StatusKind, StatusUpdate, TemplateStatusUpdate, UserPreference, WebhookItem,
-    WebhookPayload,
+    parse, AccountUpdate, InboundMessage, NumberQualityUpdate, Pricing, StatusKind, StatusUpdate, TemplateStatusUpdate,
+    UserPreference, WebhookItem, WebhookPayload,
 };
 use serde_json::{json, Value};
 
@@ -64,6 +64,9 @@ fn other_of(name: &str) -> (Option<String>, String, Value) {
 #[test]
 fn every_webhook_fixture_parses_with_the_right_item_count() {
     let expected = [
+        ("account_update_disabled.json", 1),
+        ("account_update_restriction.json", 1),
+        ("inbound_contacts.json", 1),
         ("inbound_interactive.json", 3),
         ("inbound_media.json", 4),
         ("inbound_reaction.json", 1),
@@ -71,6 +74,7 @@ fn every_webhook_fixture_parses_with_the_right_item_count() {
         ("inbound_stop.json", 1),
         ("inbound_text.json", 1),
         ("inbound_unsupported.json", 1),
+        ("phone_number_quality_update.json", 1),
         ("status_batch_out_of_order.json", 3),
         ("status_delivered.json", 1),
         ("status_failed.json", 1),
@@ -224,6 +228,39 @@ fn template_status_changes_are_other_items_and_read_typed() {
     let update = TemplateStatusUpdate::from_value(&value).expect("typed");
     assert_eq!(update.event, "APPROVED");
     assert_eq!(update.message_template_language, "en_US");
+}
+
+#[test]
+fn number_health_updates_are_other_items_of_the_account_and_read_typed() {
+    let (number, field, value) = other_of("phone_number_quality_update.json");
+    assert_eq!((number, field.as_str()), (None, "phone_number_quality_update"));
+    let quality = NumberQualityUpdate::from_value(&value).expect("quality update");
+    assert_eq!(quality.display_phone_number, DISPLAY);
+    assert_eq!(quality.event, "FLAGGED");
+    assert_eq!(quality.current_limit.as_deref(), Some("TIER_1K"));
+
+    let (number, field, value) = other_of("account_update_restriction.json");
+    assert_eq!((number, field.as_str()), (None, "account_update"));
+    let update = AccountUpdate::from_value(&value).expect("account update");
+    assert_eq!(update.phone_number.as_deref(), Some(DISPLAY));
+    assert_eq!(update.standing(), Some(("RESTRICTED", Some("RESTRICTED_BIZ_INITIATED_MESSAGING".to_owned()))));
+
+    let (_, _, value) = other_of("account_update_disabled.json");
+    let update = AccountUpdate::from_value(&value).expect("account update");
+    assert_eq!(update.phone_number, None, "a ban concerns the whole account");
+    assert_eq!(update.standing(), Some(("DISABLED", Some("DISABLE".to_owned()))));
+    let reinstated = json!({"event": "DISABLED_UPDATE", "ban_info": {"waba_ban_state": "REINSTATE"}});
+    assert_eq!(AccountUpdate::from_value(&reinstated).unwrap().standing().map(|s| s.0), Some("CONNECTED"));
+    let verified = json!({"event": "VERIFIED_ACCOUNT", "phone_number": DISPLAY});
+    assert_eq!(AccountUpdate::from_value(&verified).unwrap().standing(), None);
+}
+
+#[test]
+fn contacts_carry_their_cards() {
+    let message = &messages_of("inbound_contacts.json")[0];
+    assert_eq!(message.kind, "contacts");
+    assert_eq!(message.content[0]["name"]["formatted_name"], "Barbara Johnson");
+    assert_eq!(message.text(), None);
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use uuid::Uuid;
 
@@ -45,6 +46,38 @@ pub struct ConversationOut {
     pub created_at: DateTime<Utc>,
     /// The user handling the conversation.
     pub assignee: Option<String>,
+    /// When the 72h free entry point window of a click-to-WhatsApp ad closes
+    /// (pricing only: free-form sends follow the 24h window).
+    pub entry_point_window_closes_at: Option<DateTime<Utc>>,
+    /// The ad the contact came from.
+    pub referral: Option<ReferralOut>,
+}
+
+/// A click-to-WhatsApp ad, as WhatsApp described it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReferralOut {
+    pub source_url: Option<String>,
+    pub source_id: Option<String>,
+    /// `ad` or `post`.
+    pub source_type: Option<String>,
+    pub headline: Option<String>,
+    pub body: Option<String>,
+    pub media_type: Option<String>,
+}
+
+async fn referral_out(app: &App, referral: &Value) -> Result<ReferralOut, AppError> {
+    let plain = |k: &str| referral.get(k).and_then(Value::as_str).map(str::to_owned);
+    let open = |k: &'static str| async move {
+        Ok::<_, AppError>(app.sealer.open_value(&referral[k]).await?.as_str().map(str::to_owned))
+    };
+    Ok(ReferralOut {
+        source_url: plain("source_url"),
+        source_id: plain("source_id"),
+        source_type: plain("source_type"),
+        headline: open("headline").await?,
+        body: open("body").await?,
+        media_type: plain("media_type"),
+    })
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -81,6 +114,11 @@ async fn conversation_out(app: &App, c: ConversationView, now: DateTime<Utc>) ->
         last_message,
         created_at: c.created_at,
         assignee: c.assignee,
+        entry_point_window_closes_at: c.entry_point_window_closes_at,
+        referral: match &c.referral {
+            Some(referral) => Some(referral_out(app, referral).await?),
+            None => None,
+        },
     })
 }
 

@@ -44,10 +44,51 @@ pub struct MessageOut {
     pub deleted: bool,
     /// For a template message: the text it renders to, parameters substituted.
     pub rendered_text: Option<String>,
+    /// The current reaction of each side on this message.
+    pub reactions: ReactionsOut,
+    /// The business number that actually sent it (an alternate number may
+    /// stand in for a blocked one); null until WhatsApp accepted it.
+    pub sent_from: Option<String>,
+}
+
+/// The current reaction of the customer (`inbound`) and of the business
+/// (`outbound`); null for a side that has none or removed it.
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct ReactionsOut {
+    pub inbound: Option<ReactionOut>,
+    pub outbound: Option<ReactionOut>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReactionOut {
+    pub emoji: String,
+    pub at: Option<DateTime<Utc>>,
+    /// The reaction message.
+    pub message_id: Option<Uuid>,
+}
+
+/// Opens the reactions of a message view; a removed (empty) or shredded
+/// emoji shows no reaction.
+async fn reactions_out(app: &App, reactions: &Value) -> Result<ReactionsOut, AppError> {
+    let mut out = ReactionsOut::default();
+    for (side, slot) in [("inbound", &mut out.inbound), ("outbound", &mut out.outbound)] {
+        let Some(reaction) = reactions.get(side) else { continue };
+        let emoji = app.sealer.open_value(&reaction["emoji"]).await?;
+        if let Some(emoji) = emoji.as_str().filter(|e| !e.is_empty()) {
+            *slot = Some(ReactionOut {
+                emoji: emoji.to_owned(),
+                at: reaction["at"].as_str().and_then(|s| s.parse().ok()),
+                message_id: reaction["message_id"].as_str().and_then(|s| s.parse().ok()),
+            });
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StatusTimes {
+    /// When WhatsApp accepted the send.
+    pub accepted: Option<DateTime<Utc>>,
     pub sent: Option<DateTime<Utc>>,
     pub delivered: Option<DateTime<Utc>>,
     pub read: Option<DateTime<Utc>>,
@@ -76,9 +117,17 @@ async fn message_out(app: &App, m: MessageView) -> Result<MessageOut, AppError> 
         number_id: m.number_id,
         wa_id: m.wa_id,
         attempts: m.attempts,
-        timestamps: StatusTimes { sent: m.sent_at, delivered: m.delivered_at, read: m.read_at, failed: m.failed_at },
+        timestamps: StatusTimes {
+            accepted: m.accepted_at,
+            sent: m.sent_at,
+            delivered: m.delivered_at,
+            read: m.read_at,
+            failed: m.failed_at,
+        },
         deleted: m.deleted,
         rendered_text: app.sealer.open_value(&m.rendered).await?.as_str().map(str::to_owned),
+        reactions: reactions_out(app, &m.reactions).await?,
+        sent_from: m.sent_from,
     })
 }
 

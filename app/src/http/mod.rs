@@ -22,7 +22,7 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::Router;
 use serde::Serialize;
 use tower_http::trace::TraceLayer;
@@ -39,6 +39,8 @@ pub fn router(app: Arc<App>) -> Router {
     let routes = Router::new()
         .route("/openapi.json", get(openapi::serve))
         .route("/v1/numbers", get(numbers::list).post(numbers::register))
+        .route("/v1/numbers/{id}", patch(numbers::update))
+        .route("/v1/numbers/{id}/metrics", get(numbers::metrics))
         .route("/v1/messages", get(messages::list).post(messages::send))
         .route("/v1/messages/{id}", get(messages::get).delete(handling::delete_message))
         .route("/v1/messages/{id}/tags", get(handling::get_tags).put(handling::put_tags))

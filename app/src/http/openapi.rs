@@ -16,6 +16,8 @@ use super::{conversations, messages, numbers, problem, webhooks};
         webhooks::receive,
         numbers::register,
         numbers::list,
+        numbers::update,
+        numbers::metrics,
         messages::send,
         messages::list,
         messages::get,

@@ -47,6 +47,14 @@ where
     queued_messages_are_listed_oldest_first(models, projector).await;
     let (models, projector) = make().await;
     tenants_are_those_with_numbers(models, projector).await;
+    let (models, projector) = make().await;
+    reactions_are_kept_per_side(models, projector).await;
+    let (models, projector) = make().await;
+    referrals_open_the_entry_point_window(models, projector).await;
+    let (models, projector) = make().await;
+    numbers_show_their_health_and_settings(models, projector).await;
+    let (models, projector) = make().await;
+    number_activity_counts_what_each_number_sent(models, projector).await;
 }
 
 const TENANT: &str = "tenant-rm";
@@ -520,4 +528,217 @@ async fn tenants_are_those_with_numbers(models: Arc<dyn ReadModels>, projector: 
     ];
     project(&projector, &events).await;
     assert_eq!(models.tenants().await.expect("tenants"), ["tenant-a", "tenant-b"]);
+}
+
+fn reaction(direction: &str, emoji: &str, minutes: i64) -> Value {
+    json!({
+        "direction": direction, "emoji": sealed(emoji), "reaction_message_id": Uuid::now_v7(),
+        "at": text(at(minutes)),
+    })
+}
+
+async fn reactions_are_kept_per_side(models: Arc<dyn ReadModels>, projector: Arc<dyn Projector>) {
+    let mut log = Log::new();
+    let (conversation, target) = (Uuid::now_v7(), Uuid::now_v7());
+    let stream = message_stream(TENANT, target);
+    project(
+        &projector,
+        &[
+            log.event(TENANT, &stream, "MessageQueued", queued(conversation, 1)),
+            log.event(TENANT, &stream, "MessageReactionSet", reaction("inbound", "thumbs", 2)),
+            log.event(TENANT, &stream, "MessageReactionSet", reaction("outbound", "heart", 3)),
+        ],
+    )
+    .await;
+    let view = models.message(TENANT, target).await.expect("message").expect("exists");
+    assert_eq!(view.reactions["inbound"]["emoji"], sealed("thumbs"), "the emoji stays sealed");
+    assert_eq!(view.reactions["inbound"]["at"], text(at(2)));
+    assert_eq!(view.reactions["outbound"]["emoji"], sealed("heart"));
+    // The customer changes, then removes, their reaction; the business's stays.
+    let changed = reaction("inbound", "wow", 4);
+    project(&projector, &[log.event(TENANT, &stream, "MessageReactionSet", changed.clone())]).await;
+    let view = models.message(TENANT, target).await.expect("message").expect("exists");
+    assert_eq!(view.reactions["inbound"]["emoji"], sealed("wow"));
+    assert_eq!(view.reactions["inbound"]["message_id"], changed["reaction_message_id"]);
+    project(&projector, &[log.event(TENANT, &stream, "MessageReactionSet", reaction("inbound", "", 5))]).await;
+    let view = models.message(TENANT, target).await.expect("message").expect("exists");
+    assert_eq!(view.reactions["inbound"]["emoji"], sealed(""));
+    assert_eq!(view.reactions["outbound"]["emoji"], sealed("heart"));
+    let untouched = Uuid::now_v7();
+    project(
+        &projector,
+        &[log.event(TENANT, &message_stream(TENANT, untouched), "MessageQueued", queued(conversation, 6))],
+    )
+    .await;
+    let view = models.message(TENANT, untouched).await.expect("message").expect("exists");
+    assert_eq!(view.reactions, Value::Null, "no reactions");
+}
+
+fn entry_point(minutes: i64, source_id: &str) -> Value {
+    json!({
+        "message_id": Uuid::now_v7(), "at": text(at(minutes)), "closes_at": text(at(minutes + 72 * 60)),
+        "referral": {
+            "source_url": "https://fb.me/ad", "source_id": source_id, "source_type": "ad",
+            "headline": sealed("headline"), "body": sealed("body"), "media_type": "image",
+            "ctwa_clid": sealed("click"),
+        },
+    })
+}
+
+async fn referrals_open_the_entry_point_window(models: Arc<dyn ReadModels>, projector: Arc<dyn Projector>) {
+    let mut log = Log::new();
+    let (from_ad, plain) = (Uuid::now_v7(), Uuid::now_v7());
+    let (s1, s2) = (conversation_stream(TENANT, from_ad), conversation_stream(TENANT, plain));
+    project(
+        &projector,
+        &[
+            log.event(TENANT, &s1, "ConversationOpened", opened("pn-1", 0)),
+            log.event(TENANT, &s1, "InboundMessageRecorded", inbound_recorded(1, 24 * 60, None)),
+            log.event(TENANT, &s1, "EntryPointWindowOpened", entry_point(1, "AD-1")),
+            log.event(TENANT, &s2, "ConversationOpened", opened("pn-1", 0)),
+            log.event(TENANT, &s2, "InboundMessageRecorded", inbound_recorded(1, 24 * 60, None)),
+        ],
+    )
+    .await;
+    let view = models.conversation(TENANT, from_ad).await.expect("conversation").expect("exists");
+    assert_eq!(view.entry_point_window_closes_at, Some(at(1 + 72 * 60)));
+    assert_eq!(view.window_closes_at, Some(at(1 + 24 * 60)), "the service window is its own");
+    let referral = view.referral.expect("referral");
+    assert_eq!((referral["source_id"].as_str(), referral["source_type"].as_str()), (Some("AD-1"), Some("ad")));
+    assert_eq!(referral["headline"], sealed("headline"), "the ad's text stays sealed");
+    // An older ad arriving late neither shortens the window nor replaces the newer ad.
+    project(
+        &projector,
+        &[
+            log.event(TENANT, &s1, "EntryPointWindowOpened", entry_point(30, "AD-2")),
+            log.event(TENANT, &s1, "EntryPointWindowOpened", entry_point(10, "AD-OLD")),
+        ],
+    )
+    .await;
+    let view = models.conversation(TENANT, from_ad).await.expect("conversation").expect("exists");
+    assert_eq!(view.entry_point_window_closes_at, Some(at(30 + 72 * 60)));
+    assert_eq!(view.referral.expect("referral")["source_id"], "AD-2");
+    let plain = models.conversation(TENANT, plain).await.expect("conversation").expect("exists");
+    assert_eq!((plain.entry_point_window_closes_at, plain.referral), (None, None));
+}
+
+async fn numbers_show_their_health_and_settings(models: Arc<dyn ReadModels>, projector: Arc<dyn Projector>) {
+    let mut log = Log::new();
+    project(
+        &projector,
+        &[
+            log.event(TENANT, "number/pn-1", "NumberRegistered", number("pn-1", "hash-a", "+49 1")),
+            log.event(TENANT, "number/pn-2", "NumberRegistered", number("pn-2", "hash-a", "+49 2")),
+        ],
+    )
+    .await;
+    let fresh = models.numbers(TENANT).await.expect("numbers");
+    assert_eq!((fresh[0].quality_rating.as_str(), fresh[0].account_status.as_str()), ("UNKNOWN", "CONNECTED"));
+    assert_eq!((fresh[0].messaging_limit.clone(), fresh[0].alternate_number_id.clone()), (None, None));
+    project(
+        &projector,
+        &[
+            log.event(
+                TENANT,
+                "number/pn-1",
+                "NumberQualityUpdated",
+                json!({"event": "FLAGGED", "quality_rating": "RED", "messaging_limit": "TIER_1K", "at": text(at(1))}),
+            ),
+            log.event(
+                TENANT,
+                "number/pn-1",
+                "NumberAccountStatusChanged",
+                json!({"status": "RESTRICTED", "reason": "account_update:ACCOUNT_RESTRICTION", "detail": null,
+                       "at": text(at(2))}),
+            ),
+            log.event(
+                TENANT,
+                "number/pn-1",
+                "NumberSettingsChanged",
+                json!({"throughput_per_second": 500, "alternate_number_id": "pn-2", "at": text(at(3)), "by": "u"}),
+            ),
+            // A tier change without a limit keeps the limit.
+            log.event(
+                TENANT,
+                "number/pn-1",
+                "NumberQualityUpdated",
+                json!({"event": "UPGRADE", "quality_rating": "YELLOW", "messaging_limit": null, "at": text(at(4))}),
+            ),
+        ],
+    )
+    .await;
+    let numbers = models.numbers(TENANT).await.expect("numbers");
+    let pn1 = &numbers[0];
+    assert_eq!((pn1.quality_rating.as_str(), pn1.messaging_limit.as_deref()), ("YELLOW", Some("TIER_1K")));
+    assert_eq!(pn1.account_status, "RESTRICTED");
+    assert_eq!((pn1.throughput_per_second, pn1.alternate_number_id.as_deref()), (500, Some("pn-2")));
+    assert_eq!(numbers[1].account_status, "CONNECTED", "the other number is untouched");
+    let in_waba = models.numbers_in_waba("waba-1").await.expect("numbers");
+    assert_eq!(in_waba.iter().find(|n| n.phone_number_id == "pn-1"), Some(pn1));
+}
+
+fn outbound_on(number: &str, minutes: i64) -> Value {
+    let mut q = queued(Uuid::now_v7(), minutes);
+    q["number_id"] = json!(number);
+    q
+}
+
+/// WhatsApp accepted the send from number `from`, `minutes` in.
+fn accepted(from: &str, minutes: i64) -> Value {
+    json!({ "wamid": format!("wamid.{}", Uuid::now_v7()), "at": text(at(minutes)), "from_number_id": from })
+}
+
+async fn number_activity_counts_what_each_number_sent(models: Arc<dyn ReadModels>, projector: Arc<dyn Projector>) {
+    let mut log = Log::new();
+    let mut events = Vec::new();
+    let ms = |t: DateTime<Utc>| text(t);
+    // Five messages on pn-1 inside [at(0), at(60)): delivered after 1s, 2s, 3s (one by `read` only),
+    // one failed, one still queued.
+    for (i, latency) in [1_000i64, 2_000, 3_000].into_iter().enumerate() {
+        let s = message_stream(TENANT, Uuid::now_v7());
+        let minute = i as i64 + 1;
+        events.push(log.event(TENANT, &s, "MessageQueued", outbound_on("pn-1", minute)));
+        events.push(log.event(TENANT, &s, "MessageAccepted", accepted("pn-1", minute)));
+        let done = at(minute) + Duration::milliseconds(latency);
+        let status = if i == 2 { "MessageRead" } else { "MessageDelivered" };
+        events.push(log.event(TENANT, &s, status, json!({ "at": ms(done) })));
+    }
+    let failed = message_stream(TENANT, Uuid::now_v7());
+    events.push(log.event(TENANT, &failed, "MessageQueued", outbound_on("pn-1", 10)));
+    events.push(log.event(
+        TENANT,
+        &failed,
+        "MessageFailed",
+        json!({ "at": ms(at(11)), "failure": { "code": 131026, "kind": "undeliverable" } }),
+    ));
+    let waiting = message_stream(TENANT, Uuid::now_v7());
+    events.push(log.event(TENANT, &waiting, "MessageQueued", outbound_on("pn-1", 12)));
+    // Queued on pn-1 but sent from its alternate pn-2: it counts for pn-2.
+    let rerouted = message_stream(TENANT, Uuid::now_v7());
+    events.push(log.event(TENANT, &rerouted, "MessageQueued", outbound_on("pn-1", 13)));
+    events.push(log.event(TENANT, &rerouted, "MessageAccepted", accepted("pn-2", 14)));
+    events.push(log.event(TENANT, &rerouted, "MessageDelivered", json!({ "at": ms(at(14) + Duration::seconds(9)) })));
+    // Outside the range, inbound, or another tenant's: not counted.
+    let late = message_stream(TENANT, Uuid::now_v7());
+    events.push(log.event(TENANT, &late, "MessageQueued", outbound_on("pn-1", 60)));
+    let inbound = message_stream(TENANT, Uuid::now_v7());
+    let mut received = received(Uuid::now_v7(), "wamid.in", 5);
+    received["number_id"] = json!("pn-1");
+    events.push(log.event(TENANT, &inbound, "MessageReceived", received));
+    let other = message_stream("t-2", Uuid::now_v7());
+    events.push(log.event("t-2", &other, "MessageQueued", outbound_on("pn-1", 5)));
+    project(&projector, &events).await;
+
+    let activity = models.number_activity(TENANT, "pn-1", at(0), at(60)).await.expect("activity");
+    assert_eq!((activity.messages, activity.sent, activity.delivered), (5, 3, 3));
+    assert_eq!(activity.failures.into_iter().collect::<Vec<_>>(), vec![("undeliverable".to_owned(), 1)]);
+    assert_eq!(activity.delivery_latencies_ms, vec![1_000, 2_000, 3_000]);
+    let alternate = models.number_activity(TENANT, "pn-2", at(0), at(60)).await.expect("activity");
+    assert_eq!((alternate.messages, alternate.sent, alternate.delivery_latencies_ms), (1, 1, vec![9_000]));
+    let wider = models.number_activity(TENANT, "pn-1", at(0), at(61)).await.expect("activity");
+    assert_eq!(wider.messages, 6, "the range's end is excluded, then included");
+    let narrow = models.number_activity(TENANT, "pn-1", at(2), at(3)).await.expect("activity");
+    assert_eq!((narrow.messages, narrow.delivery_latencies_ms), (1, vec![2_000]));
+    let elsewhere = models.number_activity("t-2", "pn-1", at(0), at(60)).await.expect("activity");
+    assert_eq!((elsewhere.messages, elsewhere.sent), (1, 0));
 }

@@ -25,13 +25,17 @@ use uuid::Uuid;
 
 use crate::error::AppError;
 
-#[derive(Debug, Clone, PartialEq)]
+/// A message row. It is also the archived form of the row (SPEC 6.3), so
+/// its serialized shape is kept readable by later versions: fields added
+/// since default when absent.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MessageView {
     pub id: Uuid,
     pub conversation_id: Uuid,
     pub number_id: String,
     pub wa_id: String,
     pub direction: String,
+    #[serde(rename = "type")]
     pub kind: String,
     pub status: String,
     pub wamid: Option<String>,
@@ -49,6 +53,17 @@ pub struct MessageView {
     pub deleted: bool,
     /// A template message's rendered text, possibly sealed; null otherwise.
     pub rendered: Value,
+    /// The current reactions on the message by side: `{"inbound": {"emoji",
+    /// "at", "message_id"}, "outbound": ...}` with each emoji possibly sealed
+    /// (empty once removed); null when nobody reacted.
+    #[serde(default)]
+    pub reactions: Value,
+    /// When WhatsApp accepted the send.
+    #[serde(default)]
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// The number that actually sent it, when the sender recorded one.
+    #[serde(default)]
+    pub sent_from: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +82,11 @@ pub struct ConversationView {
     pub activity_at: DateTime<Utc>,
     /// The user handling the conversation.
     pub assignee: Option<String>,
+    /// When the free entry point window of a click-to-WhatsApp ad closes.
+    pub entry_point_window_closes_at: Option<DateTime<Utc>>,
+    /// The ad that opened it (`source_url`, `source_id`, `source_type`,
+    /// `headline`, ...), its text possibly sealed.
+    pub referral: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +97,29 @@ pub struct NumberView {
     pub waba_id: String,
     pub throughput_per_second: u32,
     pub registered_at: DateTime<Utc>,
+    /// GREEN, YELLOW, RED or UNKNOWN.
+    pub quality_rating: String,
+    /// The messaging tier WhatsApp last reported, e.g. `TIER_1K`.
+    pub messaging_limit: Option<String>,
+    /// CONNECTED, FLAGGED, RESTRICTED or DISABLED.
+    pub account_status: String,
+    pub alternate_number_id: Option<String>,
+}
+
+/// What a number's outbound messages created in a time range did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NumberActivity {
+    /// Outbound messages of the number (sent from it, or queued on it and
+    /// not sent from another one).
+    pub messages: u64,
+    /// Of those, accepted by WhatsApp.
+    pub sent: u64,
+    /// Of those, delivered (or read, which implies delivery).
+    pub delivered: u64,
+    /// Failed messages by failure kind.
+    pub failures: std::collections::BTreeMap<String, u64>,
+    /// Accepted to delivered, in milliseconds, ascending.
+    pub delivery_latencies_ms: Vec<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -210,4 +253,13 @@ pub trait ReadModels: Send + Sync + 'static {
     /// are left as they are, so restoring twice changes nothing. Events of
     /// other streams are ignored.
     async fn restore_messages(&self, events: &[parley_events::RecordedEvent]) -> Result<(), AppError>;
+    /// The activity of a tenant's number over the outbound messages created
+    /// in `[from, to)`.
+    async fn number_activity(
+        &self,
+        tenant_id: &str,
+        phone_number_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<NumberActivity, AppError>;
 }

@@ -132,6 +132,7 @@ async fn analytics_count_each_status_once_per_message(m: OpsReadModels) {
         "t1",
         &ids::message_stream("t1", inbound),
         Event::MessageReceived(MessageReceived {
+            referral: None,
             message_id: inbound,
             conversation_id: conversation,
             number_id: "n1".into(),

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::{
     cursor, AssigneeFilter, ClosedWindow, ContactFilter, ContactView, ConversationFilter, ConversationView,
-    MessageView, NumberView, Page, QueuedMessage, ReadModels, TemplateView, WindowFilter,
+    MessageView, NumberActivity, NumberView, Page, QueuedMessage, ReadModels, TemplateView, WindowFilter,
 };
 use crate::error::AppError;
 
@@ -65,6 +65,34 @@ CREATE INDEX IF NOT EXISTS conversations_closing ON conversations(window_expired
 CREATE INDEX IF NOT EXISTS numbers_by_waba ON numbers(waba_id);
 ";
 
+/// Columns added after the tables were first created: a database made by an
+/// earlier version gains them on open (a rebuild fills them from the log).
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("messages", "reactions", "TEXT"),
+    ("messages", "accepted_at", "INTEGER"),
+    ("messages", "sent_from", "TEXT"),
+    ("conversations", "entry_point_closes_at", "INTEGER"),
+    ("conversations", "referral", "TEXT"),
+    ("numbers", "quality_rating", "TEXT NOT NULL DEFAULT 'UNKNOWN'"),
+    ("numbers", "messaging_limit", "TEXT"),
+    ("numbers", "account_status", "TEXT NOT NULL DEFAULT 'CONNECTED'"),
+    ("numbers", "alternate_number_id", "TEXT"),
+];
+
+fn add_missing_columns(c: &Connection) -> Result<(), AppError> {
+    for (table, column, declaration) in ADDED_COLUMNS {
+        let present: bool = c.query_row(
+            &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
+            params![column],
+            |r| r.get(0),
+        )?;
+        if !present {
+            c.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {declaration}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// The read-model database: one writer connection for the projections, a few
 /// reader connections for queries (WAL lets them run side by side).
 pub struct SqliteReadModels {
@@ -102,6 +130,7 @@ impl SqliteReadModels {
         };
         let writer = open()?;
         writer.execute_batch(SCHEMA)?;
+        add_missing_columns(&writer)?;
         let readers = (0..4).map(|_| open().map(|c| Arc::new(Mutex::new(c)))).collect::<Result<_, _>>()?;
         Ok(Arc::new(SqliteReadModels {
             _checkpointer: WalCheckpointer::start(path)?,
@@ -174,7 +203,7 @@ impl Kind {
         match self {
             Kind::Messages => e.stream_id.contains("/message/"),
             Kind::Conversations => e.stream_id.contains("/conversation/"),
-            Kind::Numbers => e.event_type == "NumberRegistered",
+            Kind::Numbers => e.stream_id.starts_with("number/"),
             Kind::Contacts => e.stream_id.contains("/contact/"),
             Kind::Templates => e.stream_id.contains("/template/"),
         }
@@ -322,8 +351,32 @@ fn project_message(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), AppErr
             ])?;
         }
         "MessageAccepted" => {
-            tx.prepare_cached("UPDATE messages SET wamid = ?3, version = ?4 WHERE tenant_id = ?1 AND id = ?2")?
-                .execute(params![tenant, id, s("wamid"), v])?;
+            let at = parse_time(&d["at"]).unwrap_or_else(|| micros(e.recorded_at));
+            tx.prepare_cached(
+                "UPDATE messages SET wamid = ?3, accepted_at = COALESCE(accepted_at, ?4),
+                 sent_from = COALESCE(?5, sent_from), version = ?6 WHERE tenant_id = ?1 AND id = ?2",
+            )?
+            .execute(params![
+                tenant,
+                id,
+                s("wamid"),
+                at,
+                d.get("from_number_id").and_then(Value::as_str),
+                v
+            ])?;
+        }
+        "MessageReactionSet" => {
+            let reaction = serde_json::json!({
+                "emoji": d.get("emoji").cloned().unwrap_or(Value::Null),
+                "at": d.get("at").cloned().unwrap_or(Value::Null),
+                "message_id": d.get("reaction_message_id").cloned().unwrap_or(Value::Null),
+            });
+            let side = if s("direction") == "outbound" { "$.outbound" } else { "$.inbound" };
+            tx.prepare_cached(
+                "UPDATE messages SET reactions = json_set(COALESCE(reactions, '{}'), ?3, json(?4)), version = ?5
+                 WHERE tenant_id = ?1 AND id = ?2",
+            )?
+            .execute(params![tenant, id, side, reaction.to_string(), v])?;
         }
         "MessageDispatchStarted" => {
             tx.prepare_cached("UPDATE messages SET attempts = ?3, version = ?4 WHERE tenant_id = ?1 AND id = ?2")?
@@ -442,6 +495,21 @@ fn project_conversation(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), A
             )?
             .execute(params![tenant, id, at, preview.to_string(), i64::from(inbound), closes, name, v])?;
         }
+        "EntryPointWindowOpened" => {
+            tx.prepare_cached(
+                "UPDATE conversations SET
+                   referral = CASE WHEN ?3 >= COALESCE(entry_point_closes_at, 0) THEN ?4 ELSE referral END,
+                   entry_point_closes_at = MAX(COALESCE(entry_point_closes_at, 0), ?3), version = ?5
+                 WHERE tenant_id = ?1 AND id = ?2",
+            )?
+            .execute(params![
+                tenant,
+                id,
+                parse_time(&d["closes_at"]),
+                d.get("referral").cloned().unwrap_or(Value::Null).to_string(),
+                v
+            ])?;
+        }
         "ConversationWindowExpired" => {
             let closed = parse_time(&d["closed_at"]);
             tx.prepare_cached(
@@ -480,25 +548,61 @@ fn project_conversation(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), A
 fn project_number(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), AppError> {
     let d = &e.data;
     let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
-    tx.prepare_cached(
-        "INSERT OR IGNORE INTO numbers(phone_number_id, tenant_id, display_phone_number, waba_id, verify_token_sha256,
-         throughput_per_second, registered_at, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        s("phone_number_id"),
-        e.tenant_id,
-        s("display_phone_number"),
-        s("waba_id"),
-        s("verify_token_sha256"),
-        d["throughput_per_second"].as_i64().unwrap_or(80),
-        parse_time(&d["at"]).unwrap_or_else(|| micros(e.recorded_at)),
-        e.version as i64
-    ])?;
+    let Some(number) = e.stream_id.strip_prefix("number/") else { return Ok(()) };
+    let v = e.version as i64;
+    match e.event_type.as_str() {
+        "NumberRegistered" => {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO numbers(phone_number_id, tenant_id, display_phone_number, waba_id,
+                 verify_token_sha256, throughput_per_second, registered_at, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                s("phone_number_id"),
+                e.tenant_id,
+                s("display_phone_number"),
+                s("waba_id"),
+                s("verify_token_sha256"),
+                d["throughput_per_second"].as_i64().unwrap_or(80),
+                parse_time(&d["at"]).unwrap_or_else(|| micros(e.recorded_at)),
+                v
+            ])?;
+        }
+        "NumberQualityUpdated" => {
+            tx.prepare_cached(
+                "UPDATE numbers SET quality_rating = ?2, messaging_limit = COALESCE(?3, messaging_limit), version = ?4
+                 WHERE phone_number_id = ?1",
+            )?
+            .execute(params![
+                number,
+                s("quality_rating"),
+                d.get("messaging_limit").and_then(Value::as_str),
+                v
+            ])?;
+        }
+        "NumberAccountStatusChanged" => {
+            tx.prepare_cached("UPDATE numbers SET account_status = ?2, version = ?3 WHERE phone_number_id = ?1")?
+                .execute(params![number, s("status"), v])?;
+        }
+        "NumberSettingsChanged" => {
+            tx.prepare_cached(
+                "UPDATE numbers SET throughput_per_second = ?2, alternate_number_id = ?3, version = ?4
+                 WHERE phone_number_id = ?1",
+            )?
+            .execute(params![
+                number,
+                d["throughput_per_second"].as_i64().unwrap_or(80),
+                d.get("alternate_number_id").and_then(Value::as_str),
+                v
+            ])?;
+        }
+        _ => {}
+    }
     Ok(())
 }
 
-const NUMBER_COLUMNS: &str =
-    "tenant_id, phone_number_id, display_phone_number, waba_id, throughput_per_second, registered_at";
+const NUMBER_COLUMNS: &str = "tenant_id, phone_number_id, display_phone_number, waba_id, throughput_per_second,
+    registered_at, quality_rating, messaging_limit, account_status, alternate_number_id";
 
 fn number_row(r: &Row<'_>) -> rusqlite::Result<NumberView> {
     Ok(NumberView {
@@ -508,12 +612,17 @@ fn number_row(r: &Row<'_>) -> rusqlite::Result<NumberView> {
         waba_id: r.get(3)?,
         throughput_per_second: r.get(4)?,
         registered_at: from_micros(r.get(5)?),
+        quality_rating: r.get(6)?,
+        messaging_limit: r.get(7)?,
+        account_status: r.get(8)?,
+        alternate_number_id: r.get(9)?,
     })
 }
 
 const MESSAGE_COLUMNS: &str =
     "id, conversation_id, number_id, wa_id, direction, kind, status, wamid, created_at, content,
-    error, tags, sent_at, delivered_at, read_at, failed_at, attempts, deleted, rendered";
+    error, tags, sent_at, delivered_at, read_at, failed_at, attempts, deleted, rendered, reactions, accepted_at,
+    sent_from";
 
 fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
     let uuid = |i: usize| -> rusqlite::Result<Uuid> {
@@ -546,12 +655,15 @@ fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
         attempts: r.get(16)?,
         deleted: r.get::<_, i64>(17)? != 0,
         rendered: json(18)?,
+        reactions: json(19)?,
+        accepted_at: time(20)?,
+        sent_from: r.get(21)?,
     })
 }
 
 const CONVERSATION_COLUMNS: &str =
     "id, number_id, wa_id, contact_name, state, window_closes_at, unread_count, last_message, created_at, activity_at,
-    assignee";
+    assignee, entry_point_closes_at, referral";
 
 fn conversation_row(r: &Row<'_>) -> rusqlite::Result<ConversationView> {
     let id: String = r.get(0)?;
@@ -573,6 +685,8 @@ fn conversation_row(r: &Row<'_>) -> rusqlite::Result<ConversationView> {
         created_at: from_micros(r.get(8)?),
         activity_at: from_micros(r.get(9)?),
         assignee: r.get(10)?,
+        entry_point_window_closes_at: r.get::<_, Option<i64>>(11)?.map(from_micros),
+        referral: Some(json(12)?).filter(|v| !v.is_null()),
     })
 }
 
@@ -832,6 +946,49 @@ impl ReadModels for SqliteReadModels {
             }
             tx.commit()?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn number_activity(
+        &self,
+        tenant_id: &str,
+        phone_number_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<NumberActivity, AppError> {
+        let (tenant, number) = (tenant_id.to_owned(), phone_number_id.to_owned());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT accepted_at, COALESCE(delivered_at, read_at), failed_at, json_extract(error, '$.kind')
+                 FROM messages WHERE tenant_id = ?1 AND direction = 'outbound'
+                 AND COALESCE(sent_from, number_id) = ?2 AND created_at >= ?3 AND created_at < ?4",
+            )?;
+            let rows = stmt.query_map(params![tenant, number, micros(from), micros(to)], |r| {
+                Ok((
+                    r.get::<_, Option<i64>>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })?;
+            let mut activity = NumberActivity::default();
+            for row in rows {
+                let (accepted, delivered, failed, kind) = row?;
+                activity.messages += 1;
+                activity.sent += u64::from(accepted.is_some());
+                activity.delivered += u64::from(delivered.is_some());
+                if failed.is_some() {
+                    *activity.failures.entry(kind.unwrap_or_else(|| "unknown".into())).or_default() += 1;
+                }
+                if let (Some(accepted), Some(delivered)) = (accepted, delivered) {
+                    // Microseconds to milliseconds; a delivery stamped before
+                    // the acceptance (clock skew) counts as instant.
+                    activity.delivery_latencies_ms.push((delivered - accepted).max(0) / 1000);
+                }
+            }
+            activity.delivery_latencies_ms.sort_unstable();
+            Ok(activity)
         })
         .await
     }

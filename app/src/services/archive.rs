@@ -36,7 +36,6 @@ use parley_domain::tenant;
 use parley_events::RecordedEvent;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::AppError;
@@ -69,81 +68,7 @@ fn manifest_key(tenant_id: &str, job_id: Uuid) -> String {
 }
 
 /// A message read-model row as archived; personal fields stay sealed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ArchivedMessage {
-    pub id: Uuid,
-    pub conversation_id: Uuid,
-    pub number_id: String,
-    pub wa_id: String,
-    pub direction: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub status: String,
-    pub wamid: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub content: Value,
-    pub error: Option<Value>,
-    pub tags: Vec<String>,
-    pub sent_at: Option<DateTime<Utc>>,
-    pub delivered_at: Option<DateTime<Utc>>,
-    pub read_at: Option<DateTime<Utc>>,
-    pub failed_at: Option<DateTime<Utc>>,
-    pub attempts: u32,
-    pub deleted: bool,
-    pub rendered: Value,
-}
-
-impl From<MessageView> for ArchivedMessage {
-    fn from(m: MessageView) -> Self {
-        ArchivedMessage {
-            id: m.id,
-            conversation_id: m.conversation_id,
-            number_id: m.number_id,
-            wa_id: m.wa_id,
-            direction: m.direction,
-            kind: m.kind,
-            status: m.status,
-            wamid: m.wamid,
-            created_at: m.created_at,
-            content: m.content,
-            error: m.error,
-            tags: m.tags,
-            sent_at: m.sent_at,
-            delivered_at: m.delivered_at,
-            read_at: m.read_at,
-            failed_at: m.failed_at,
-            attempts: m.attempts,
-            deleted: m.deleted,
-            rendered: m.rendered,
-        }
-    }
-}
-
-impl From<ArchivedMessage> for MessageView {
-    fn from(m: ArchivedMessage) -> Self {
-        MessageView {
-            id: m.id,
-            conversation_id: m.conversation_id,
-            number_id: m.number_id,
-            wa_id: m.wa_id,
-            direction: m.direction,
-            kind: m.kind,
-            status: m.status,
-            wamid: m.wamid,
-            created_at: m.created_at,
-            content: m.content,
-            error: m.error,
-            tags: m.tags,
-            sent_at: m.sent_at,
-            delivered_at: m.delivered_at,
-            read_at: m.read_at,
-            failed_at: m.failed_at,
-            attempts: m.attempts,
-            deleted: m.deleted,
-            rendered: m.rendered,
-        }
-    }
-}
+pub type ArchivedMessage = MessageView;
 
 /// The parameters of an archive run job.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -316,7 +241,7 @@ impl Ops {
             let entry = by_month.entry(Month::of(first.occurred_at)).or_default();
             if let Some(id) = message_id(stream_id) {
                 if let Some(row) = self.app.read_models.message(tenant_id, id).await? {
-                    entry.1.push(row.into());
+                    entry.1.push(row);
                 }
                 messages.push(id);
             }
@@ -406,7 +331,7 @@ impl Ops {
             let overlaps = from.is_none_or(|f| month.next().start() > f) && to.is_none_or(|t| month.start() < t);
             if overlaps {
                 let archived: Vec<ArchivedMessage> = self.read_archive(&messages_key(tenant_id, month)).await?;
-                rows.extend(archived.into_iter().map(MessageView::from));
+                rows.extend(archived);
             }
         }
         Ok(rows)
@@ -433,6 +358,7 @@ impl Ops {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn json_lines_round_trip_through_gzip() {

@@ -5,10 +5,12 @@ use std::collections::{BTreeSet, HashMap};
 
 use parley_domain::contact::{self, ObserveInbound};
 use parley_domain::conversation::{self, RecordInbound};
-use parley_domain::event::{Direction, MessageReceived, NumberRegistered, Preview};
+use parley_domain::event::{Direction, MessageReceived, NumberRegistered, Preview, Referral};
 use parley_domain::{content, ids, message};
 use parley_whatsapp::{InboundMessage, WebhookItem};
 use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
 
 use crate::app::App;
 use crate::error::AppError;
@@ -129,7 +131,9 @@ impl App {
             message_id,
             direction: Direction::Inbound,
             kind: msg.kind.clone(),
-            text: text.map(|t| t.chars().take(content::PREVIEW_MAX_CHARS).collect()),
+            text: text
+                .map(|t| t.chars().take(content::PREVIEW_MAX_CHARS).collect())
+                .or_else(|| content::preview_text(&msg.kind, &msg.content)),
             at: msg.timestamp,
         };
         let record = RecordInbound {
@@ -140,6 +144,7 @@ impl App {
             sent_at: msg.timestamp,
             preview,
             contact_name: profile_name.map(str::to_owned),
+            referral: msg.referral.as_ref().map(Referral::from_webhook),
         };
         let conversation_target = Target {
             tenant_id: tenant,
@@ -166,6 +171,8 @@ impl App {
             let (conversation, contact) = tokio::join!(conversation, contact);
             conversation?;
             contact?;
+            // A redelivery completes a reaction a crash left unapplied; applied, it changes nothing.
+            self.apply_inbound_reaction(tenant, message_id, msg).await?;
             return Ok(Received::Duplicate);
         }
 
@@ -178,6 +185,7 @@ impl App {
             kind: msg.kind.clone(),
             content: msg.content.clone(),
             context: msg.context.clone(),
+            referral: msg.referral.clone(),
             sent_at: msg.timestamp,
             received_at: now,
         };
@@ -187,7 +195,72 @@ impl App {
         let (conversation, contact, message) = tokio::join!(conversation, contact, message);
         conversation?;
         contact?;
-        Ok(if message?.events.is_empty() { Received::Duplicate } else { Received::New })
+        let received = if message?.events.is_empty() { Received::Duplicate } else { Received::New };
+        self.apply_inbound_reaction(tenant, message_id, msg).await?;
+        Ok(received)
+    }
+
+    /// A customer's reaction: sets (or, with an empty emoji, removes) the
+    /// customer's reaction on the message it names. A reaction to a message
+    /// Parley does not hold, or of another contact, is kept as a message only.
+    async fn apply_inbound_reaction(
+        &self,
+        tenant: &str,
+        message_id: Uuid,
+        msg: &InboundMessage,
+    ) -> Result<(), AppError> {
+        if msg.kind != "reaction" {
+            return Ok(());
+        }
+        let (Some(target_wamid), Some(emoji)) =
+            (msg.content.get("message_id").and_then(Value::as_str), msg.content.get("emoji").and_then(Value::as_str))
+        else {
+            return Ok(());
+        };
+        let Some(target) = self.message_by_wamid(tenant, target_wamid).await? else {
+            tracing::info!(wamid = %target_wamid, "reaction to a message Parley does not hold");
+            return Ok(());
+        };
+        let meta = Meta::new(format!("whatsapp:{}", msg.from));
+        self.set_reaction(tenant, target, &msg.from, Direction::Inbound, emoji, message_id, msg.timestamp, &meta).await
+    }
+
+    /// The id of the tenant's message with this wamid: an outbound one by its
+    /// wamid link, an inbound one by the id its wamid names.
+    pub(crate) async fn message_by_wamid(&self, tenant: &str, wamid: &str) -> Result<Option<Uuid>, AppError> {
+        let link = self.wamids.load(&ids::unmatched_status_stream(tenant, wamid)).await?;
+        if let Some(id) = link.state.message_id {
+            return Ok(Some(id));
+        }
+        let inbound = ids::inbound_message_id(tenant, wamid);
+        let exists = self.messages.load(&ids::message_stream(tenant, inbound)).await?.state.exists();
+        Ok(exists.then_some(inbound))
+    }
+
+    /// Records one side's reaction on `target`, a message with contact `wa_id`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn set_reaction(
+        &self,
+        tenant: &str,
+        target: Uuid,
+        wa_id: &str,
+        direction: Direction,
+        emoji: &str,
+        reaction_message_id: Uuid,
+        at: chrono::DateTime<chrono::Utc>,
+        meta: &Meta,
+    ) -> Result<(), AppError> {
+        let stream_id = ids::message_stream(tenant, target);
+        let target_wa_id = self.messages.load(&stream_id).await?.state.wa_id.clone();
+        if target_wa_id != wa_id {
+            tracing::warn!(%target, "reaction to another contact's message ignored");
+            return Ok(());
+        }
+        let t = Target { tenant_id: tenant, stream_id, wa_id: Some(wa_id) };
+        self.messages
+            .execute(&t, meta, |m| Ok::<_, AppError>(message::react(m, direction, emoji, reaction_message_id, at)))
+            .await?;
+        Ok(())
     }
 }
 

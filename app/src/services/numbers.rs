@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parley_domain::event::NumberRegistered;
 use parley_domain::ids;
-use parley_domain::number::{self, RegisterError};
+use parley_domain::number::{self, Number, RegisterError, SettingsError};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -28,6 +28,33 @@ pub struct RegisterNumber {
     pub app_secret: String,
     /// The token Meta echoes in the webhook verification handshake.
     pub verify_token: String,
+}
+
+/// `PATCH /v1/numbers/{id}`: fields left out keep their value.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateNumber {
+    /// Messages per second the number may send, 1 to 1000.
+    pub throughput_per_second: Option<u32>,
+    /// Another number of the tenant that sends this number's queued messages
+    /// while it is flagged, restricted or disabled; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub alternate_number_id: Option<Option<String>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+impl From<SettingsError> for AppError {
+    fn from(e: SettingsError) -> Self {
+        match e {
+            SettingsError::Invalid { field, message } => AppError::validation(field, message),
+            SettingsError::UnknownNumber => AppError::NotFound { what: "number" },
+        }
+    }
 }
 
 pub fn sha256_hex(s: &str) -> String {
@@ -82,6 +109,79 @@ impl App {
         // A registered number stays registered: once seen, no need to ask the store again.
         let stream = ids::number_stream(phone_number_id);
         Ok(self.numbers.load_settled(&stream, |n| n.registered.is_some()).await?.state.registered.clone())
+    }
+
+    /// The number's current state (standing, settings), read from the store:
+    /// unlike its registration, these change.
+    pub async fn number_state(&self, phone_number_id: &str) -> Result<Arc<Number>, AppError> {
+        Ok(self.numbers.load(&ids::number_stream(phone_number_id)).await?.state)
+    }
+
+    /// Changes a number's throughput or alternate number.
+    pub async fn update_number(
+        &self,
+        caller: &Caller,
+        phone_number_id: &str,
+        cmd: UpdateNumber,
+    ) -> Result<Arc<Number>, AppError> {
+        caller.require(Role::Admin)?;
+        self.tenant_number(&caller.tenant_id, phone_number_id).await?;
+        let change = number::ChangeSettings {
+            throughput_per_second: cmd.throughput_per_second,
+            alternate_number_id: cmd.alternate_number_id.clone(),
+        };
+        let alternate_owner = match &cmd.alternate_number_id {
+            Some(Some(id)) => self.number(id).await?.map(|n| n.tenant_id),
+            _ => None,
+        };
+        let target =
+            Target { tenant_id: &caller.tenant_id, stream_id: ids::number_stream(phone_number_id), wa_id: None };
+        let now = self.clock.now();
+        let actor = caller.actor();
+        let done = self
+            .numbers
+            .execute(&target, &Meta::new(actor.clone()), |s| {
+                number::change_settings(s, &caller.tenant_id, &change, alternate_owner.as_deref(), &actor, now)
+            })
+            .await?;
+        Ok(done.state)
+    }
+
+    /// Records a quality update of a registered number; whether it changed anything.
+    pub(crate) async fn record_number_quality(
+        &self,
+        phone_number_id: &str,
+        report: &number::QualityReport,
+    ) -> Result<bool, AppError> {
+        let Some(registered) = self.number(phone_number_id).await? else { return Ok(false) };
+        let target =
+            Target { tenant_id: &registered.tenant_id, stream_id: ids::number_stream(phone_number_id), wa_id: None };
+        let done = self
+            .numbers
+            .execute(&target, &Meta::new("whatsapp"), |s| Ok::<_, AppError>(number::record_quality(s, report)))
+            .await?;
+        Ok(!done.events.is_empty())
+    }
+
+    /// Records a change of a registered number's standing; whether it changed anything.
+    pub(crate) async fn record_number_status(
+        &self,
+        phone_number_id: &str,
+        status: &str,
+        reason: &str,
+        detail: Option<String>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, AppError> {
+        let Some(registered) = self.number(phone_number_id).await? else { return Ok(false) };
+        let target =
+            Target { tenant_id: &registered.tenant_id, stream_id: ids::number_stream(phone_number_id), wa_id: None };
+        let done = self
+            .numbers
+            .execute(&target, &Meta::new("whatsapp"), |s| {
+                Ok::<_, AppError>(number::record_status(s, status, reason, detail.clone(), at))
+            })
+            .await?;
+        Ok(!done.events.is_empty())
     }
 
     /// A number of the caller's tenant; another tenant's number is not found.

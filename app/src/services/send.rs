@@ -85,6 +85,21 @@ impl SendMessage {
     }
 }
 
+impl App {
+    /// A reaction names a message of this contact that Parley holds.
+    async fn check_reaction_target(&self, tenant: &str, wa_id: &str, body: &Value) -> Result<(), AppError> {
+        let wamid = body.get("message_id").and_then(Value::as_str).unwrap_or_default();
+        let target = match self.message_by_wamid(tenant, wamid).await? {
+            Some(id) => Some(self.messages.load(&ids::message_stream(tenant, id)).await?.state),
+            None => None,
+        };
+        match target {
+            Some(m) if m.wa_id == wa_id => Ok(()),
+            _ => Err(AppError::validation("reaction.message_id", "must name a message of this conversation")),
+        }
+    }
+}
+
 /// The 202 answer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Queued {
@@ -132,6 +147,9 @@ impl App {
         let now = self.clock.now();
         let contact = contact?;
         policy::check_send(&cmd.kind, &contact.state, &conversation?.state, now)?;
+        if cmd.kind == "reaction" {
+            self.check_reaction_target(tenant, &cmd.to, &body).await?;
+        }
         let rendered = self.check_template_rules(tenant, &cmd.kind, &body, &contact.state).await?;
 
         let message_id = Uuid::now_v7();

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
-use parley_domain::event::{Failure, MessageQueued};
+use parley_domain::event::{Direction, Failure, MessageQueued};
 use parley_domain::message::{self, DispatchSkip};
+use parley_domain::number::Number;
 use parley_domain::{ids, Event};
 use parley_whatsapp::{Credentials, ErrorKind, RetryPolicy, SendError, SendRequest};
 use rand::Rng;
@@ -131,8 +132,12 @@ impl App {
         let Some(queued) = self.queued_message(&stream_id).await? else {
             return Ok(Next::Done);
         };
+        // The number that sends this attempt: the message's own, or its
+        // alternate while the own one is blocked.
+        let refused = self.messages.load(&stream_id).await?.state.last_retry_kind.clone();
+        let sender = self.sending_number(&queued.number_id, refused.as_deref()).await?;
         // Pace before claiming: a send held back is simply tried again later.
-        if let Some(wait) = self.pace(tenant_id, &queued).await? {
+        if let Some(wait) = self.pace(tenant_id, &sender, &queued).await? {
             return Ok(again(wait));
         }
         // The contact may have opted out since the message was queued.
@@ -173,7 +178,7 @@ impl App {
         };
         let attempt = *attempt;
 
-        let number = self.number(&queued.number_id).await?.ok_or(AppError::NotFound { what: "number" })?;
+        let number = sender.registered.clone().ok_or(AppError::NotFound { what: "number" })?;
         let credentials =
             Credentials { phone_number_id: number.phone_number_id.clone(), access_token: number.access_token };
         let request = SendRequest {
@@ -187,10 +192,16 @@ impl App {
         let now = self.clock.now();
         match result {
             Ok(accepted) => {
+                let from = number.phone_number_id.as_str();
                 self.messages
-                    .execute(&target, &meta, |m| Ok::<_, AppError>(message::record_accepted(m, &accepted.wamid, now)))
+                    .execute(&target, &meta, |m| {
+                        Ok::<_, AppError>(message::record_accepted(m, &accepted.wamid, from, now))
+                    })
                     .await?;
                 self.link_wamid(tenant_id, message_id, &accepted.wamid, &meta).await?;
+                if queued.kind == "reaction" {
+                    self.apply_outbound_reaction(tenant_id, message_id, &queued, now, &meta).await?;
+                }
                 Ok(Next::Done)
             }
             Err(SendError::Ambiguous(detail)) => {
@@ -205,7 +216,22 @@ impl App {
                 if let SendError::Api { code: MARKETING_STOPPED, .. } = error {
                     self.record_marketing_preference(tenant_id, &queued.wa_id, true, now).await?;
                 }
-                let (failure, retry_at) = self.failure_and_retry(&error, attempt, now);
+                let (failure, mut retry_at) = self.failure_and_retry(&error, attempt, now);
+                if let SendError::Api { code, kind, .. } = &error {
+                    if kind.blocks_the_number() {
+                        // The number itself may not send: record it, so that this
+                        // and every other queued message goes out from the
+                        // alternate number at once, where there is one.
+                        let status = if *kind == ErrorKind::SpamRateLimit { "FLAGGED" } else { "RESTRICTED" };
+                        let reason = format!("send_error:{code}");
+                        self.record_number_status(&number.phone_number_id, status, &reason, None, now).await?;
+                        if number.phone_number_id == queued.number_id
+                            && self.usable_alternate(&queued.number_id).await?.is_some()
+                        {
+                            retry_at = Some(now);
+                        }
+                    }
+                }
                 let max = self.settings.send_max_attempts;
                 let done = self
                     .messages
@@ -228,12 +254,61 @@ impl App {
         }
     }
 
-    /// Holds a send back when its number's throughput or the customer's pair
-    /// limit is used up: answers how long to wait.
-    async fn pace(&self, tenant_id: &str, queued: &MessageQueued) -> Result<Option<StdDuration>, AppError> {
-        let number = self.number(&queued.number_id).await?.ok_or(AppError::NotFound { what: "number" })?;
+    /// The number that sends a message of `number_id` now: that number, or
+    /// its alternate while it is blocked (flagged, restricted, disabled, or
+    /// it refused the last attempt for a reason that blocks the number).
+    async fn sending_number(&self, number_id: &str, last_refusal: Option<&str>) -> Result<Arc<Number>, AppError> {
+        let primary = self.number_state(number_id).await?;
+        let refused = last_refusal.and_then(|k| k.parse::<ErrorKind>().ok()).is_some_and(|k| k.blocks_the_number());
+        if primary.is_blocked() || refused {
+            if let Some(alternate) = self.usable_alternate(number_id).await? {
+                return Ok(alternate);
+            }
+        }
+        Ok(primary)
+    }
+
+    /// The alternate of `number_id`, when it has one of the same tenant
+    /// that is not blocked itself.
+    async fn usable_alternate(&self, number_id: &str) -> Result<Option<Arc<Number>>, AppError> {
+        let primary = self.number_state(number_id).await?;
+        let (Some(alternate_id), Some(tenant)) = (&primary.alternate_number_id, primary.tenant_id()) else {
+            return Ok(None);
+        };
+        let alternate = self.number_state(alternate_id).await?;
+        Ok((alternate.tenant_id() == Some(tenant) && !alternate.is_blocked()).then_some(alternate))
+    }
+
+    /// The business's reaction went out: it is set on the message it names.
+    async fn apply_outbound_reaction(
+        &self,
+        tenant_id: &str,
+        message_id: Uuid,
+        queued: &MessageQueued,
+        now: DateTime<Utc>,
+        meta: &Meta,
+    ) -> Result<(), AppError> {
+        let (Some(wamid), Some(emoji)) = (
+            queued.content.get("message_id").and_then(serde_json::Value::as_str),
+            queued.content.get("emoji").and_then(serde_json::Value::as_str),
+        ) else {
+            return Ok(());
+        };
+        let Some(target) = self.message_by_wamid(tenant_id, wamid).await? else { return Ok(()) };
+        self.set_reaction(tenant_id, target, &queued.wa_id, Direction::Outbound, emoji, message_id, now, meta).await
+    }
+
+    /// Holds a send back when the sending number's throughput or the
+    /// customer's pair limit is used up: answers how long to wait.
+    async fn pace(
+        &self,
+        tenant_id: &str,
+        sender: &Number,
+        queued: &MessageQueued,
+    ) -> Result<Option<StdDuration>, AppError> {
+        let number = sender.registered.as_ref().ok_or(AppError::NotFound { what: "number" })?;
         let now_ms = self.clock.now().timestamp_millis();
-        let number_limit = parley_domain::ratelimit::Limit::per_second(number.throughput_per_second);
+        let number_limit = parley_domain::ratelimit::Limit::per_second(sender.throughput());
         let number_key = format!("number/{}", number.phone_number_id);
         if let Acquire::Wait(d) = self.rate_limiter.acquire(&number_key, number_limit, now_ms).await? {
             return Ok(Some(d));

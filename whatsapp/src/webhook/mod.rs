@@ -12,12 +12,13 @@ pub mod timestamp;
 
 use thiserror::Error;
 
-pub use fields::{TemplateStatusUpdate, UserPreference};
+pub use fields::{AccountUpdate, NumberQualityUpdate, TemplateStatusUpdate, UserPreference};
 pub use handshake::{tokens_match, HandshakeError, SubscriptionQuery};
 pub use items::{InboundMessage, StatusKind, StatusUpdate, UnknownStatus, WebhookItem};
 pub use payload::{
     Change, ChangeValue, Contact, Entry, ErrorDetail, MessageObject, MessagesValue, Metadata, Pricing, Profile,
-    StatusObject, WebhookPayload, FIELD_MESSAGES, FIELD_TEMPLATE_STATUS, FIELD_USER_PREFERENCES, OBJECT_WHATSAPP,
+    StatusObject, WebhookPayload, FIELD_ACCOUNT_UPDATE, FIELD_MESSAGES, FIELD_QUALITY_UPDATE, FIELD_TEMPLATE_STATUS,
+    FIELD_USER_PREFERENCES, OBJECT_WHATSAPP,
 };
 
 /// Why a webhook body could not be read.

@@ -18,6 +18,10 @@ pub const FIELD_MESSAGES: &str = "messages";
 pub const FIELD_TEMPLATE_STATUS: &str = "message_template_status_update";
 /// The `field` of marketing stop/resume changes.
 pub const FIELD_USER_PREFERENCES: &str = "user_preferences";
+/// The `field` of a business number's quality and messaging limit changes.
+pub const FIELD_QUALITY_UPDATE: &str = "phone_number_quality_update";
+/// The `field` of changes to the business account's standing.
+pub const FIELD_ACCOUNT_UPDATE: &str = "account_update";
 /// The `object` of every WhatsApp Business webhook.
 pub const OBJECT_WHATSAPP: &str = "whatsapp_business_account";
 

@@ -67,7 +67,7 @@ pub struct Summary {
 }
 
 /// The nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
+pub(crate) fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
     if sorted.is_empty() {
         return None;
     }

@@ -47,7 +47,7 @@ use chrono::{DateTime, Utc};
 use parley_app::error::AppError;
 use parley_app::readmodel::{
     cursor, AssigneeFilter, ClosedWindow, ContactFilter, ContactView, ConversationFilter, ConversationView,
-    MessageView, NumberView, Page, QueuedMessage, ReadModels, TemplateView, WindowFilter,
+    MessageView, NumberActivity, NumberView, Page, QueuedMessage, ReadModels, TemplateView, WindowFilter,
 };
 use parley_events::RecordedEvent;
 use serde::de::DeserializeOwned;
@@ -890,6 +890,52 @@ impl ReadModels for DynamoReadModels {
             }
         }
         self.apply(&restore).await
+    }
+
+    /// Reads the tenant's messages of the range newest first (one query of
+    /// `gsi2`, bounded by the range) and keeps the number's outbound ones.
+    async fn number_activity(
+        &self,
+        tenant_id: &str,
+        phone_number_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<NumberActivity, AppError> {
+        let (from, to) = (micros(from), micros(to));
+        let query = IndexQuery {
+            index: "gsi2",
+            partition: format!("MSGS#{tenant_id}"),
+            below: Some(order_key(to, "")),
+            above: None,
+            forward: false,
+        };
+        let mut activity = NumberActivity::default();
+        self.scan_index(query, |row: MessageRow| {
+            if row.created_at < from {
+                return false;
+            }
+            let sender = row.sent_from.as_deref().unwrap_or(&row.number_id);
+            if row.direction != "outbound" || sender != phone_number_id {
+                return true;
+            }
+            let delivered = row.delivered_at.or(row.read_at);
+            activity.messages += 1;
+            activity.sent += u64::from(row.accepted_at.is_some());
+            activity.delivered += u64::from(delivered.is_some());
+            if row.failed_at.is_some() {
+                let error: serde_json::Value =
+                    row.error.as_deref().and_then(|e| serde_json::from_str(e).ok()).unwrap_or_default();
+                let kind = error.get("kind").and_then(serde_json::Value::as_str).unwrap_or("unknown").to_owned();
+                *activity.failures.entry(kind).or_default() += 1;
+            }
+            if let (Some(accepted), Some(delivered)) = (row.accepted_at, delivered) {
+                activity.delivery_latencies_ms.push((delivered - accepted).max(0) / 1000);
+            }
+            true
+        })
+        .await?;
+        activity.delivery_latencies_ms.sort_unstable();
+        Ok(activity)
     }
 
     async fn count_messages(&self, tenant_id: &str) -> Result<u64, AppError> {

@@ -39,11 +39,9 @@ impl RowKey {
             let language = parts.next()?.to_owned();
             let name = parts.next()?.to_owned();
             Some(RowKey::Template { tenant_id: event.tenant_id.clone(), name, language })
-        } else if event.event_type == "NumberRegistered" {
-            let phone_number_id = event.data.get("phone_number_id").and_then(Value::as_str)?.to_owned();
-            Some(RowKey::Number { phone_number_id })
         } else {
-            None
+            let phone_number_id = event.stream_id.strip_prefix("number/")?;
+            Some(RowKey::Number { phone_number_id: phone_number_id.to_owned() })
         }
     }
 }
@@ -104,6 +102,14 @@ pub struct MessageRow {
     /// A template message's rendered text (possibly sealed), as JSON text.
     #[serde(default)]
     pub rendered: Option<String>,
+    /// The current reactions by side (emoji possibly sealed), as JSON text.
+    #[serde(default)]
+    pub reactions: Option<String>,
+    #[serde(default)]
+    pub accepted_at: Option<i64>,
+    /// The number that actually sent it.
+    #[serde(default)]
+    pub sent_from: Option<String>,
 }
 
 impl MessageRow {
@@ -140,11 +146,32 @@ impl MessageRow {
                     failed_at: None,
                     deleted: false,
                     rendered: None,
+                    reactions: None,
+                    accepted_at: None,
+                    sent_from: None,
                 })
             }
             (_, None) => None,
             ("MessageAccepted", Some(mut row)) => {
                 row.wamid = Some(text(d, "wamid"));
+                row.accepted_at.get_or_insert(at_or_recorded(&d["at"]));
+                if let Some(from) = d.get("from_number_id").and_then(Value::as_str) {
+                    row.sent_from = Some(from.to_owned());
+                }
+                Some(row)
+            }
+            ("MessageReactionSet", Some(mut row)) => {
+                let mut reactions = parse_json(row.reactions.as_deref());
+                if !reactions.is_object() {
+                    reactions = Value::Object(Default::default());
+                }
+                let side = if text(d, "direction") == "outbound" { "outbound" } else { "inbound" };
+                reactions[side] = serde_json::json!({
+                    "emoji": d.get("emoji").cloned().unwrap_or(Value::Null),
+                    "at": d.get("at").cloned().unwrap_or(Value::Null),
+                    "message_id": d.get("reaction_message_id").cloned().unwrap_or(Value::Null),
+                });
+                row.reactions = Some(reactions.to_string());
                 Some(row)
             }
             ("MessageDispatchStarted", Some(mut row)) => {
@@ -230,6 +257,9 @@ impl MessageRow {
             attempts: u32::try_from(self.attempts).unwrap_or(0),
             deleted: self.deleted,
             rendered: parse_json(self.rendered.as_deref()),
+            reactions: parse_json(self.reactions.as_deref()),
+            accepted_at: self.accepted_at.map(from_micros),
+            sent_from: self.sent_from.clone(),
         })
     }
 }
@@ -252,6 +282,12 @@ pub struct ConversationRow {
     /// The user handling the conversation.
     #[serde(default)]
     pub assignee: Option<String>,
+    /// When the free entry point window of a click-to-WhatsApp ad closes.
+    #[serde(default)]
+    pub entry_point_closes_at: Option<i64>,
+    /// The ad that opened it, as JSON text.
+    #[serde(default)]
+    pub referral: Option<String>,
 }
 
 impl ConversationRow {
@@ -275,6 +311,8 @@ impl ConversationRow {
                     created_at: at,
                     activity_at: at,
                     assignee: None,
+                    entry_point_closes_at: None,
+                    referral: None,
                 })
             }
             (_, None) => None,
@@ -303,6 +341,15 @@ impl ConversationRow {
                     if let Some(name) = d.get("contact_name").filter(|n| !n.is_null()) {
                         row.contact_name = name.to_string();
                     }
+                }
+                Some(row)
+            }
+            ("EntryPointWindowOpened", Some(mut row)) => {
+                if let Some(closes) = parse_time(&d["closes_at"]) {
+                    if closes >= row.entry_point_closes_at.unwrap_or(0) {
+                        row.referral = Some(json_text(d, "referral"));
+                    }
+                    row.entry_point_closes_at = Some(row.entry_point_closes_at.unwrap_or(0).max(closes));
                 }
                 Some(row)
             }
@@ -363,6 +410,8 @@ impl ConversationRow {
             created_at: from_micros(self.created_at),
             activity_at: from_micros(self.activity_at),
             assignee: self.assignee.clone(),
+            entry_point_window_closes_at: self.entry_point_closes_at.map(from_micros),
+            referral: Some(parse_json(self.referral.as_deref())).filter(|v| !v.is_null()),
         })
     }
 }
@@ -377,24 +426,62 @@ pub struct NumberRow {
     pub verify_token_sha256: String,
     pub throughput_per_second: i64,
     pub registered_at: i64,
+    #[serde(default = "unknown_rating")]
+    pub quality_rating: String,
+    #[serde(default)]
+    pub messaging_limit: Option<String>,
+    #[serde(default = "connected")]
+    pub account_status: String,
+    #[serde(default)]
+    pub alternate_number_id: Option<String>,
+}
+
+fn unknown_rating() -> String {
+    "UNKNOWN".into()
+}
+
+fn connected() -> String {
+    "CONNECTED".into()
 }
 
 impl NumberRow {
-    /// The row after `event`: the first registration of a number wins.
+    /// The row after `event`: the first registration of a number wins; its
+    /// health and settings follow their events.
     pub fn apply(row: Option<Self>, event: &RecordedEvent) -> Option<Self> {
-        if row.is_some() || event.event_type != "NumberRegistered" {
-            return row;
-        }
         let d = &event.data;
-        Some(NumberRow {
-            tenant_id: event.tenant_id.clone(),
-            phone_number_id: text(d, "phone_number_id"),
-            display_phone_number: text(d, "display_phone_number"),
-            waba_id: text(d, "waba_id"),
-            verify_token_sha256: text(d, "verify_token_sha256"),
-            throughput_per_second: d["throughput_per_second"].as_i64().unwrap_or(80),
-            registered_at: parse_time(&d["at"]).unwrap_or_else(|| micros(event.recorded_at)),
-        })
+        match (event.event_type.as_str(), row) {
+            ("NumberRegistered", None) => Some(NumberRow {
+                tenant_id: event.tenant_id.clone(),
+                phone_number_id: text(d, "phone_number_id"),
+                display_phone_number: text(d, "display_phone_number"),
+                waba_id: text(d, "waba_id"),
+                verify_token_sha256: text(d, "verify_token_sha256"),
+                throughput_per_second: d["throughput_per_second"].as_i64().unwrap_or(80),
+                registered_at: parse_time(&d["at"]).unwrap_or_else(|| micros(event.recorded_at)),
+                quality_rating: unknown_rating(),
+                messaging_limit: None,
+                account_status: connected(),
+                alternate_number_id: None,
+            }),
+            (_, None) => None,
+            ("NumberQualityUpdated", Some(mut row)) => {
+                row.quality_rating = text(d, "quality_rating");
+                if let Some(limit) = d.get("messaging_limit").and_then(Value::as_str) {
+                    row.messaging_limit = Some(limit.to_owned());
+                }
+                Some(row)
+            }
+            ("NumberAccountStatusChanged", Some(mut row)) => {
+                row.account_status = text(d, "status");
+                Some(row)
+            }
+            ("NumberSettingsChanged", Some(mut row)) => {
+                row.throughput_per_second = d["throughput_per_second"].as_i64().unwrap_or(row.throughput_per_second);
+                row.alternate_number_id = d.get("alternate_number_id").and_then(Value::as_str).map(str::to_owned);
+                Some(row)
+            }
+            (_, row) => row,
+        }
     }
 
     pub fn view(&self) -> NumberView {
@@ -405,6 +492,10 @@ impl NumberRow {
             waba_id: self.waba_id.clone(),
             throughput_per_second: u32::try_from(self.throughput_per_second).unwrap_or(0),
             registered_at: from_micros(self.registered_at),
+            quality_rating: self.quality_rating.clone(),
+            messaging_limit: self.messaging_limit.clone(),
+            account_status: self.account_status.clone(),
+            alternate_number_id: self.alternate_number_id.clone(),
         }
     }
 }

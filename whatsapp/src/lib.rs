@@ -13,6 +13,7 @@ pub mod errors;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod graph_error;
+pub mod media;
 pub mod send;
 pub mod signature;
 pub mod simulator;
@@ -20,6 +21,7 @@ pub mod templates;
 pub mod webhook;
 
 pub use client::{Credentials, GraphClient, SendError, WhatsAppApi};
+pub use media::{MediaInfo, MediaUpload};
 pub use errors::{classify, ErrorKind, RetryPolicy};
 pub use send::{SendAccepted, SendRequest};
 pub use signature::{sign, verify, SignatureError};

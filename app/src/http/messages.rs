@@ -44,6 +44,21 @@ pub struct MessageOut {
     pub deleted: bool,
     /// For a template message: the text it renders to, parameters substituted.
     pub rendered_text: Option<String>,
+    /// For an inbound media message: its file in Parley, served by
+    /// `GET /v1/messages/{id}/media` once `stored`.
+    pub media: Option<MediaOut>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MediaOut {
+    /// `pending` (not fetched yet), `stored` or `failed`.
+    pub state: String,
+    pub mime_type: Option<String>,
+    /// Hex SHA-256 of the stored file.
+    pub sha256: Option<String>,
+    pub size: Option<u64>,
+    /// Why the file could not be fetched.
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -79,6 +94,13 @@ async fn message_out(app: &App, m: MessageView) -> Result<MessageOut, AppError> 
         timestamps: StatusTimes { sent: m.sent_at, delivered: m.delivered_at, read: m.read_at, failed: m.failed_at },
         deleted: m.deleted,
         rendered_text: app.sealer.open_value(&m.rendered).await?.as_str().map(str::to_owned),
+        media: m.media.map(|v| MediaOut {
+            state: v.state,
+            mime_type: v.mime_type,
+            sha256: v.sha256,
+            size: v.size,
+            error: v.error,
+        }),
     })
 }
 
@@ -207,6 +229,29 @@ pub async fn list(
         items.push(message_out(&app, m).await?);
     }
     Ok(axum::Json(MessagePage { items, next_cursor: page.next_cursor }))
+}
+
+/// The file of a message: the bytes with their Content-Type.
+#[utoipa::path(
+    get, path = "/v1/messages/{id}/media", tag = "messages", params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "Unknown message, or no file stored for it", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn media(State(app): State<Arc<App>>, caller: Caller, Path(id): Path<String>) -> Result<Response, AppError> {
+    let id: Uuid = id.parse().map_err(|_| AppError::NotFound { what: "message" })?;
+    let blob = app.message_media(&caller, id).await?;
+    let content_type = HeaderValue::from_str(&blob.content_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, content_type),
+        // The bytes are a customer's: never render them inline as a page of this origin.
+        (axum::http::header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment")),
+        (axum::http::header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+    ];
+    Ok((headers, blob.bytes).into_response())
 }
 
 /// One message.

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use parley_app::error::AppError;
-use parley_app::readmodel::{ContactView, ConversationView, MessageView, NumberView, TemplateView};
+use parley_app::readmodel::{ContactView, ConversationView, MediaView, MessageView, NumberView, TemplateView};
 use parley_domain::status::{DeliveryStatus, ReportedStatuses};
 use parley_events::RecordedEvent;
 use serde::{Deserialize, Serialize};
@@ -104,6 +104,9 @@ pub struct MessageRow {
     /// A template message's rendered text (possibly sealed), as JSON text.
     #[serde(default)]
     pub rendered: Option<String>,
+    /// An inbound media message's file state, as JSON text.
+    #[serde(default)]
+    pub media: Option<String>,
 }
 
 impl MessageRow {
@@ -140,6 +143,7 @@ impl MessageRow {
                     failed_at: None,
                     deleted: false,
                     rendered: None,
+                    media: MediaView::after(t, d).and_then(|m| serde_json::to_string(&m).ok()),
                 })
             }
             (_, None) => None,
@@ -178,6 +182,10 @@ impl MessageRow {
                 row.content = "null".into();
                 row.rendered = None;
                 row.deleted = true;
+                Some(row)
+            }
+            (t @ ("MessageMediaStored" | "MessageMediaFetchFailed"), Some(mut row)) => {
+                row.media = MediaView::after(t, d).and_then(|m| serde_json::to_string(&m).ok());
                 Some(row)
             }
             ("MessageTagged", Some(mut row)) => {
@@ -230,6 +238,7 @@ impl MessageRow {
             attempts: u32::try_from(self.attempts).unwrap_or(0),
             deleted: self.deleted,
             rendered: parse_json(self.rendered.as_deref()),
+            media: self.media.as_deref().and_then(|m| serde_json::from_str(m).ok()),
         })
     }
 }

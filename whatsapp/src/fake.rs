@@ -572,7 +572,8 @@ mod media_tests {
     async fn uploads_are_multipart_with_the_documented_fields() {
         let (fake, client) = fake_and_client().await;
         let pdf = Bytes::from_static(b"%PDF-1.7 invoice");
-        let upload = MediaUpload { mime_type: "application/pdf".into(), filename: "invoice.pdf".into(), bytes: pdf.clone() };
+        let upload =
+            MediaUpload { mime_type: "application/pdf".into(), filename: "invoice.pdf".into(), bytes: pdf.clone() };
         let id = client.upload_media(&creds(), &upload).await.expect("upload");
         let request = fake.requests().pop().expect("recorded");
         assert_eq!(request.path, format!("/v26.0/{PNID}/media"));
@@ -609,7 +610,10 @@ mod media_tests {
         let jpeg = Bytes::from_static(b"\xff\xd8\xff\xe0 jpeg bytes");
         let id = fake.add_media(PNID, "image/jpeg", jpeg.clone());
         let info = client.media_info(&creds(), &id).await.expect("look-up");
-        assert_eq!((info.id.as_str(), info.mime_type.as_str(), info.file_size), (id.as_str(), "image/jpeg", jpeg.len() as u64));
+        assert_eq!(
+            (info.id.as_str(), info.mime_type.as_str(), info.file_size),
+            (id.as_str(), "image/jpeg", jpeg.len() as u64)
+        );
         assert!(sha256_matches(&info.sha256, &jpeg));
         let bytes = client.download_media(&creds(), &info.url, 1 << 20).await.expect("download");
         assert_eq!(bytes, jpeg);
@@ -646,7 +650,8 @@ mod media_tests {
         assert_eq!(media_error.kind(), Some(ErrorKind::MediaError));
         client.media_info(&creds(), &id).await.expect("unscripted look-up succeeds");
         fake.script_upload([FakeAnswer::Error(131053)]);
-        let upload = MediaUpload { mime_type: "image/png".into(), filename: "a.png".into(), bytes: Bytes::from_static(b"png") };
+        let upload =
+            MediaUpload { mime_type: "image/png".into(), filename: "a.png".into(), bytes: Bytes::from_static(b"png") };
         let err = client.upload_media(&creds(), &upload).await.expect_err("scripted");
         assert!(matches!(err, SendError::Api { code: 131053, .. }), "{err:?}");
         let unknown = client.media_info(&creds(), "42").await.expect_err("unknown id");

@@ -21,8 +21,8 @@ pub mod templates;
 pub mod webhook;
 
 pub use client::{Credentials, GraphClient, SendError, WhatsAppApi};
-pub use media::{MediaInfo, MediaUpload};
 pub use errors::{classify, ErrorKind, RetryPolicy};
+pub use media::{MediaInfo, MediaUpload};
 pub use send::{SendAccepted, SendRequest};
 pub use signature::{sign, verify, SignatureError};
 pub use templates::{CreatedTemplate, RemoteTemplate, TemplateSubmission, WabaCredentials};

@@ -409,7 +409,10 @@ fn received_media(conversation: Uuid, wamid: &str, kind: &str, minutes: i64) -> 
     data
 }
 
-async fn inbound_media_goes_from_pending_to_stored_or_failed(models: Arc<dyn ReadModels>, projector: Arc<dyn Projector>) {
+async fn inbound_media_goes_from_pending_to_stored_or_failed(
+    models: Arc<dyn ReadModels>,
+    projector: Arc<dyn Projector>,
+) {
     let mut log = Log::new();
     let conversation = Uuid::now_v7();
     let (image, audio, text_message) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());

@@ -84,7 +84,9 @@ impl MediaView {
     pub fn after(event_type: &str, data: &Value) -> Option<Self> {
         let text = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_owned);
         match event_type {
-            "MessageReceived" => text("kind").filter(|k| parley_domain::media::is_media_kind(k)).map(|_| Self::pending()),
+            "MessageReceived" => {
+                text("kind").filter(|k| parley_domain::media::is_media_kind(k)).map(|_| Self::pending())
+            }
             "MessageMediaStored" => Some(MediaView {
                 state: "stored".into(),
                 mime_type: text("mime_type"),
@@ -93,7 +95,9 @@ impl MediaView {
                 error: None,
                 blob_key: text("blob_key"),
             }),
-            "MessageMediaFetchFailed" => Some(MediaView { state: "failed".into(), error: text("reason"), ..Self::pending() }),
+            "MessageMediaFetchFailed" => {
+                Some(MediaView { state: "failed".into(), error: text("reason"), ..Self::pending() })
+            }
             _ => None,
         }
     }

@@ -23,7 +23,9 @@ use crate::services::sender::OutboundJob;
 pub fn job_for(event: &RecordedEvent) -> Option<OutboundJob> {
     let message_id = || event.data.get("message_id")?.as_str()?.parse().ok();
     match event.event_type.as_str() {
-        "MessageQueued" => Some(OutboundJob::Dispatch { tenant_id: event.tenant_id.clone(), message_id: message_id()? }),
+        "MessageQueued" => {
+            Some(OutboundJob::Dispatch { tenant_id: event.tenant_id.clone(), message_id: message_id()? })
+        }
         // An inbound file must be fetched before WhatsApp lets its id expire.
         "MessageReceived" => {
             let kind = event.data.get("kind").and_then(serde_json::Value::as_str)?;

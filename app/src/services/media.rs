@@ -137,12 +137,9 @@ impl App {
             Some(id) => id,
             None => {
                 let file = self.uploaded_file(tenant_id, blob_id).await.map_err(internal)?;
-                let blob = self
-                    .blobs
-                    .get(&file.blob_key)
-                    .await
-                    .map_err(|e| internal(e.into()))?
-                    .ok_or_else(|| SendError::Protocol { http_status: 0, detail: "the uploaded file is gone".into() })?;
+                let blob = self.blobs.get(&file.blob_key).await.map_err(|e| internal(e.into()))?.ok_or_else(|| {
+                    SendError::Protocol { http_status: 0, detail: "the uploaded file is gone".into() }
+                })?;
                 let upload = MediaUpload {
                     mime_type: file.mime_type.clone(),
                     filename: file.filename.clone().unwrap_or_else(|| blob_id.to_string()),
@@ -253,7 +250,10 @@ impl App {
     }
 
     /// The received message's event, with its content opened.
-    async fn received_message(&self, stream_id: &str) -> Result<Option<parley_domain::event::MessageReceived>, AppError> {
+    async fn received_message(
+        &self,
+        stream_id: &str,
+    ) -> Result<Option<parley_domain::event::MessageReceived>, AppError> {
         let first = self.store.read_stream(stream_id, 0).await?;
         let Some(first) = first.first() else { return Ok(None) };
         match self.sealer.decode(first).await? {

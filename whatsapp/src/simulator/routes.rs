@@ -104,7 +104,12 @@ async fn send_message(
 
 /// Checks the version and the bearer token of a call on a number's behalf;
 /// answers the refusal, if any.
-async fn check_number_call(sim: &Simulator, version: &str, phone_number_id: &str, headers: &HeaderMap) -> Option<Response> {
+async fn check_number_call(
+    sim: &Simulator,
+    version: &str,
+    phone_number_id: &str,
+    headers: &HeaderMap,
+) -> Option<Response> {
     if !is_api_version(version) {
         return Some(graph_error(
             StatusCode::BAD_REQUEST,
@@ -200,7 +205,11 @@ async fn media_info(
 }
 
 /// `GET /_media/{media_id}`: the file, for its number's token only.
-async fn download_media(State(sim): State<Arc<Simulator>>, Path(media_id): Path<String>, headers: HeaderMap) -> Response {
+async fn download_media(
+    State(sim): State<Arc<Simulator>>,
+    Path(media_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     match owned_media(&sim, &media_id, &headers).await {
         Ok(media) => ([(axum::http::header::CONTENT_TYPE, media.mime_type)], media.bytes).into_response(),
         Err(refusal) => refusal,

@@ -6,6 +6,7 @@ use chrono::Duration;
 use parley_domain::contact::Contact;
 use parley_domain::conversation::Conversation;
 use parley_domain::directory::KeywordSettings;
+use parley_domain::media::UploadedFile;
 use parley_domain::message::Message;
 use parley_domain::number::Number;
 use parley_domain::optout::Keywords;
@@ -122,6 +123,8 @@ pub struct App {
     pub wamids: Repository<WamidLink>,
     pub keyword_settings: Repository<KeywordSettings>,
     pub templates: Repository<Template>,
+    /// Files uploaded through `POST /v1/media`, for sending.
+    pub uploads: Repository<UploadedFile>,
     pub identity: Arc<dyn IdentityProvider>,
     pub audit: Arc<dyn AuditLog>,
     pub tenants: Repository<Tenant>,
@@ -158,6 +161,7 @@ impl App {
             wamids: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), capacity / 4),
             keyword_settings: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             templates: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
+            uploads: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             rate_limiter: ports.rate_limiter,
             tenants: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             users: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),

@@ -42,6 +42,9 @@ pub enum AppError {
     /// A template send that WhatsApp would refuse: not approved, or a parameter missing.
     #[error("{code}: {detail}")]
     TemplateSend { code: &'static str, detail: String },
+    /// A media file WhatsApp would refuse (type or size), or one that is not there.
+    #[error("{code}: {detail}")]
+    Media { code: &'static str, detail: String },
     /// WhatsApp refused or did not answer a call made on the request's behalf.
     #[error("WhatsApp: {0}")]
     Upstream(String),
@@ -65,6 +68,18 @@ impl From<SendRefusal> for AppError {
             SendRefusal::WindowClosed { closed_at } => AppError::WindowClosed { closed_at },
             SendRefusal::OptedOut { since } => AppError::OptedOut { since },
         }
+    }
+}
+
+impl From<parley_domain::media::MediaRefusal> for AppError {
+    fn from(r: parley_domain::media::MediaRefusal) -> Self {
+        AppError::Media { code: r.code, detail: r.detail }
+    }
+}
+
+impl From<crate::blobs::BlobError> for AppError {
+    fn from(e: crate::blobs::BlobError) -> Self {
+        AppError::Internal(format!("blob store: {e}"))
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use parley_domain::contact::Contact;
 use parley_domain::conversation::Conversation;
 use parley_domain::directory::KeywordSettings;
+use parley_domain::media::UploadedFile;
 use parley_domain::message::Message;
 use parley_domain::number::Number;
 use parley_domain::template::Template;
@@ -40,7 +41,7 @@ macro_rules! aggregate {
         }
     )*};
 }
-aggregate!(Contact, Conversation, Message, Number, WamidLink, Tenant, User, KeywordSettings, Template);
+aggregate!(Contact, Conversation, Message, Number, WamidLink, Tenant, User, KeywordSettings, Template, UploadedFile);
 
 /// How many times a decision is retried against fresh state after conflicts.
 const MAX_ATTEMPTS: usize = 8;

@@ -52,9 +52,9 @@ pub fn validate_outbound(kind: &str, content: &Value) -> Result<(), ContentError
     let allowed: &[&str] = match kind {
         "text" => &["body", "preview_url"],
         "template" => &["name", "language", "components"],
-        "image" | "video" => &["id", "link", "caption"],
-        "document" => &["id", "link", "caption", "filename"],
-        "audio" | "sticker" => &["id", "link"],
+        "image" | "video" => &["id", "link", "blob_id", "caption"],
+        "document" => &["id", "link", "blob_id", "caption", "filename"],
+        "audio" | "sticker" => &["id", "link", "blob_id"],
         "interactive" => &["type", "header", "body", "footer", "action"],
         "reaction" => &["message_id", "emoji"],
         "location" => &["latitude", "longitude", "name", "address"],
@@ -124,17 +124,30 @@ fn validate_template(content: &Value) -> Result<(), ContentError> {
     }
 }
 
+/// The Parley blob an outbound media message sends, when it names one.
+pub fn media_blob_id(content: &Value) -> Option<uuid::Uuid> {
+    content.get("blob_id").and_then(Value::as_str).and_then(|id| id.parse().ok())
+}
+
 fn validate_media(kind: &str, content: &Value) -> Result<(), ContentError> {
-    let id = content.get("id").and_then(Value::as_str);
-    let link = content.get("link").and_then(Value::as_str);
-    match (id, link) {
-        (Some(_), Some(_)) | (None, None) => {
-            return Err(err(kind, "exactly one of `id` or `link` is required"));
+    let sources = ["id", "link", "blob_id"];
+    for source in sources {
+        match content.get(source) {
+            None => {}
+            Some(Value::String(s)) if !s.is_empty() => {}
+            Some(_) => return Err(err(format!("{kind}.{source}"), "must be a non-empty string")),
         }
-        (None, Some(link)) if !(link.starts_with("https://") || link.starts_with("http://")) => {
+    }
+    if sources.iter().filter(|s| content.get(**s).is_some()).count() != 1 {
+        return Err(err(kind, "exactly one of `id`, `link` or `blob_id` is required"));
+    }
+    if let Some(link) = content.get("link").and_then(Value::as_str) {
+        if !(link.starts_with("https://") || link.starts_with("http://")) {
             return Err(err(format!("{kind}.link"), "must be an http(s) URL"));
         }
-        _ => {}
+    }
+    if content.get("blob_id").is_some() && media_blob_id(content).is_none() {
+        return Err(err(format!("{kind}.blob_id"), "must be the id `POST /v1/media` answered"));
     }
     if let Some(caption) = content.get("caption") {
         let caption = caption.as_str().ok_or_else(|| err(format!("{kind}.caption"), "must be a string"))?;
@@ -264,6 +277,11 @@ mod tests {
         assert!(validate_outbound("image", &json!({"id": "1", "link": "https://x.test/a.png"})).is_err());
         assert!(validate_outbound("image", &json!({})).is_err());
         assert!(validate_outbound("document", &json!({"link": "ftp://x"})).is_err());
+        let blob = uuid::Uuid::from_u128(7).to_string();
+        assert!(validate_outbound("sticker", &json!({"blob_id": blob})).is_ok());
+        assert!(validate_outbound("image", &json!({"blob_id": blob, "id": "1"})).is_err());
+        assert!(validate_outbound("image", &json!({"blob_id": "not-a-uuid"})).is_err());
+        assert!(validate_outbound("audio", &json!({"id": 12})).is_err());
     }
 
     #[test]

@@ -245,6 +245,29 @@ pub enum Event {
         at: DateTime<Utc>,
         by: String,
     },
+    /// An inbound message's file was fetched from WhatsApp, matched the hash
+    /// WhatsApp gave, and is kept in the blob store under `blob_key`.
+    MessageMediaStored {
+        blob_key: String,
+        mime_type: String,
+        /// Hex SHA-256 of the stored bytes.
+        sha256: String,
+        size: u64,
+        at: DateTime<Utc>,
+    },
+    /// An inbound message's file could not be fetched, for good.
+    MessageMediaFetchFailed {
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// An outbound message's file was uploaded to WhatsApp, which gave it this id.
+    MessageMediaUploaded {
+        media_id: String,
+        at: DateTime<Utc>,
+    },
+
+    // ---- media uploaded for sending ----
+    MediaUploaded(crate::media::MediaUploaded),
 
     // ---- wamid links ----
     WamidAssigned {
@@ -415,6 +438,10 @@ impl Event {
             Event::MessageDeleted { .. } => "MessageDeleted",
             Event::MessageTagged { .. } => "MessageTagged",
             Event::MessageReactionSet { .. } => "MessageReactionSet",
+            Event::MessageMediaStored { .. } => "MessageMediaStored",
+            Event::MessageMediaFetchFailed { .. } => "MessageMediaFetchFailed",
+            Event::MessageMediaUploaded { .. } => "MessageMediaUploaded",
+            Event::MediaUploaded(_) => "MediaUploaded",
             Event::WamidAssigned { .. } => "WamidAssigned",
             Event::StatusParked { .. } => "StatusParked",
             Event::TenantCreated { .. } => "TenantCreated",

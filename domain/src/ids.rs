@@ -56,6 +56,21 @@ pub fn invoice_stream(tenant_id: &str, month: &str) -> String {
     format!("{tenant_id}/invoice/{month}")
 }
 
+/// A file uploaded to Parley for sending.
+pub fn media_stream(tenant_id: &str, blob_id: Uuid) -> String {
+    format!("{tenant_id}/media/{blob_id}")
+}
+
+/// Where an uploaded file's bytes are kept in the blob store.
+pub fn upload_blob_key(tenant_id: &str, blob_id: Uuid) -> String {
+    format!("{tenant_id}/media/uploads/{blob_id}")
+}
+
+/// Where an inbound message's file is kept in the blob store.
+pub fn inbound_media_blob_key(tenant_id: &str, message_id: Uuid) -> String {
+    format!("{tenant_id}/media/inbound/{message_id}")
+}
+
 /// Statuses that arrived for a wamid Parley could not yet match to a message.
 pub fn unmatched_status_stream(tenant_id: &str, wamid: &str) -> String {
     format!("{tenant_id}/wamid/{wamid}")

@@ -15,6 +15,7 @@ pub mod event;
 pub mod handling;
 pub mod ids;
 pub mod job;
+pub mod media;
 pub mod message;
 pub mod number;
 pub mod optout;

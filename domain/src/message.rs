@@ -57,6 +57,10 @@ pub struct Message {
     pub reactions: Reactions,
     /// The kind of the last failed attempt that will be retried.
     pub last_retry_kind: Option<String>,
+    /// An inbound media message's file in Parley's blob store.
+    pub inbound_media: crate::media::InboundMedia,
+    /// The media id WhatsApp gave an outbound message's uploaded file.
+    pub whatsapp_media_id: Option<String>,
 }
 
 /// A reaction as last set by one side.
@@ -159,6 +163,14 @@ impl Message {
             }
             Event::MessageDeleted { .. } => self.deleted = true,
             Event::MessageTagged { tags, .. } => self.tags = tags.clone(),
+            Event::MessageMediaStored { blob_key, mime_type, .. } => {
+                self.inbound_media =
+                    crate::media::InboundMedia::Stored { blob_key: blob_key.clone(), mime_type: mime_type.clone() };
+            }
+            Event::MessageMediaFetchFailed { reason, .. } => {
+                self.inbound_media = crate::media::InboundMedia::Failed { reason: reason.clone() };
+            }
+            Event::MessageMediaUploaded { media_id, .. } => self.whatsapp_media_id = Some(media_id.clone()),
             Event::MessageFailed { failure, .. } => {
                 self.reported.insert(DeliveryStatus::Failed);
                 self.failure = Some(failure.clone());

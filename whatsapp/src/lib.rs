@@ -13,6 +13,7 @@ pub mod errors;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod graph_error;
+pub mod media;
 pub mod send;
 pub mod signature;
 pub mod simulator;
@@ -21,6 +22,7 @@ pub mod webhook;
 
 pub use client::{Credentials, GraphClient, SendError, WhatsAppApi};
 pub use errors::{classify, ErrorKind, RetryPolicy};
+pub use media::{MediaInfo, MediaUpload};
 pub use send::{SendAccepted, SendRequest};
 pub use signature::{sign, verify, SignatureError};
 pub use templates::{CreatedTemplate, RemoteTemplate, TemplateSubmission, WabaCredentials};

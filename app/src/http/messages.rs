@@ -49,6 +49,9 @@ pub struct MessageOut {
     /// The business number that actually sent it (an alternate number may
     /// stand in for a blocked one); null until WhatsApp accepted it.
     pub sent_from: Option<String>,
+    /// For an inbound media message: its file in Parley, served by
+    /// `GET /v1/messages/{id}/media` once `stored`.
+    pub media: Option<MediaOut>,
 }
 
 /// The current reaction of the customer (`inbound`) and of the business
@@ -83,6 +86,18 @@ async fn reactions_out(app: &App, reactions: &Value) -> Result<ReactionsOut, App
         }
     }
     Ok(out)
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MediaOut {
+    /// `pending` (not fetched yet), `stored` or `failed`.
+    pub state: String,
+    pub mime_type: Option<String>,
+    /// Hex SHA-256 of the stored file.
+    pub sha256: Option<String>,
+    pub size: Option<u64>,
+    /// Why the file could not be fetched.
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -128,6 +143,13 @@ async fn message_out(app: &App, m: MessageView) -> Result<MessageOut, AppError> 
         rendered_text: app.sealer.open_value(&m.rendered).await?.as_str().map(str::to_owned),
         reactions: reactions_out(app, &m.reactions).await?,
         sent_from: m.sent_from,
+        media: m.media.map(|v| MediaOut {
+            state: v.state,
+            mime_type: v.mime_type,
+            sha256: v.sha256,
+            size: v.size,
+            error: v.error,
+        }),
     })
 }
 
@@ -256,6 +278,29 @@ pub async fn list(
         items.push(message_out(&app, m).await?);
     }
     Ok(axum::Json(MessagePage { items, next_cursor: page.next_cursor }))
+}
+
+/// The file of a message: the bytes with their Content-Type.
+#[utoipa::path(
+    get, path = "/v1/messages/{id}/media", tag = "messages", params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "Unknown message, or no file stored for it", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn media(State(app): State<Arc<App>>, caller: Caller, Path(id): Path<String>) -> Result<Response, AppError> {
+    let id: Uuid = id.parse().map_err(|_| AppError::NotFound { what: "message" })?;
+    let blob = app.message_media(&caller, id).await?;
+    let content_type = HeaderValue::from_str(&blob.content_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, content_type),
+        // The bytes are a customer's: never render them inline as a page of this origin.
+        (axum::http::header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment")),
+        (axum::http::header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+    ];
+    Ok((headers, blob.bytes).into_response())
 }
 
 /// One message.

@@ -8,6 +8,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod extract;
 pub mod handling;
+pub mod media;
 pub mod members;
 pub mod messages;
 pub mod numbers;
@@ -44,6 +45,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/messages", get(messages::list).post(messages::send))
         .route("/v1/messages/{id}", get(messages::get).delete(handling::delete_message))
         .route("/v1/messages/{id}/tags", get(handling::get_tags).put(handling::put_tags))
+        .route("/v1/messages/{id}/media", get(messages::media))
+        .route("/v1/media", post(media::upload).layer(DefaultBodyLimit::max(media::MAX_UPLOAD_BYTES)))
         .route("/v1/contacts", get(contacts::list).post(contacts::create))
         .route("/v1/contacts/import", post(contacts::import))
         .route("/v1/contacts/{wa_id}", get(contacts::get).patch(contacts::update))

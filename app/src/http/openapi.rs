@@ -5,7 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::ops::{analytics, billing, jobs, stripe};
-use super::{conversations, messages, numbers, problem, webhooks};
+use super::{conversations, media, messages, numbers, problem, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,8 @@ use super::{conversations, messages, numbers, problem, webhooks};
         messages::send,
         messages::list,
         messages::get,
+        messages::media,
+        media::upload,
         conversations::list,
         conversations::get,
         jobs::list,

@@ -149,6 +149,9 @@ impl From<&AppError> for Problem {
             AppError::TemplateSend { code, detail } => {
                 Problem::new(S::UNPROCESSABLE_ENTITY, code, "Template cannot be sent", detail.clone())
             }
+            AppError::Media { code, detail } => {
+                Problem::new(S::UNPROCESSABLE_ENTITY, code, "Media cannot be sent", detail.clone())
+            }
             AppError::Upstream(d) => {
                 Problem::new(S::BAD_GATEWAY, "whatsapp_error", "WhatsApp did not accept the call", d.clone())
             }

@@ -55,6 +55,8 @@ where
     numbers_show_their_health_and_settings(models, projector).await;
     let (models, projector) = make().await;
     number_activity_counts_what_each_number_sent(models, projector).await;
+    let (models, projector) = make().await;
+    inbound_media_goes_from_pending_to_stored_or_failed(models, projector).await;
 }
 
 const TENANT: &str = "tenant-rm";
@@ -741,4 +743,66 @@ async fn number_activity_counts_what_each_number_sent(models: Arc<dyn ReadModels
     assert_eq!((narrow.messages, narrow.delivery_latencies_ms), (1, vec![2_000]));
     let elsewhere = models.number_activity("t-2", "pn-1", at(0), at(60)).await.expect("activity");
     assert_eq!((elsewhere.messages, elsewhere.sent), (1, 0));
+}
+
+fn received_media(conversation: Uuid, wamid: &str, kind: &str, minutes: i64) -> Value {
+    let mut data = received(conversation, wamid, minutes);
+    data["kind"] = json!(kind);
+    data
+}
+
+async fn inbound_media_goes_from_pending_to_stored_or_failed(
+    models: Arc<dyn ReadModels>,
+    projector: Arc<dyn Projector>,
+) {
+    let mut log = Log::new();
+    let conversation = Uuid::now_v7();
+    let (image, audio, text_message) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (is, aus, ts) =
+        (message_stream(TENANT, image), message_stream(TENANT, audio), message_stream(TENANT, text_message));
+    let received_batch = vec![
+        log.event(TENANT, &is, "MessageReceived", received_media(conversation, "wamid.img", "image", 1)),
+        log.event(TENANT, &aus, "MessageReceived", received_media(conversation, "wamid.aud", "audio", 2)),
+        log.event(TENANT, &ts, "MessageReceived", received(conversation, "wamid.txt", 3)),
+    ];
+    project(&projector, &received_batch).await;
+    let media_of = |id: Uuid| {
+        let models = models.clone();
+        async move { models.message(TENANT, id).await.expect("message").expect("a row").media }
+    };
+    let pending = media_of(image).await.expect("an inbound image has a media state");
+    assert_eq!(pending.state, "pending");
+    assert_eq!(pending.blob_key, None);
+    assert_eq!(media_of(text_message).await, None, "a text message has no file");
+
+    let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let outcomes = vec![
+        log.event(
+            TENANT,
+            &is,
+            "MessageMediaStored",
+            json!({"blob_key": format!("{TENANT}/media/inbound/{image}"), "mime_type": "image/jpeg",
+                   "sha256": sha, "size": 4, "at": text(at(4))}),
+        ),
+        log.event(TENANT, &aus, "MessageMediaFetchFailed", json!({"reason": "media id expired", "at": text(at(5))})),
+    ];
+    project(&projector, &outcomes).await;
+    let stored = media_of(image).await.expect("stored");
+    assert_eq!(stored.state, "stored");
+    assert_eq!(stored.mime_type.as_deref(), Some("image/jpeg"));
+    assert_eq!(stored.sha256.as_deref(), Some(sha));
+    assert_eq!(stored.size, Some(4));
+    assert_eq!(stored.blob_key, Some(format!("{TENANT}/media/inbound/{image}")));
+    let failed = media_of(audio).await.expect("failed");
+    assert_eq!((failed.state.as_str(), failed.error.as_deref()), ("failed", Some("media id expired")));
+
+    // Redelivering the receipt does not take a stored file back to pending,
+    // and the listing shows the same state as the single read.
+    project(&projector, &received_batch).await;
+    assert_eq!(media_of(image).await, Some(stored.clone()));
+    let page = models.messages(TENANT, Some(conversation), None, 10).await.expect("page");
+    let listed = page.items.iter().find(|m| m.id == image).expect("listed");
+    assert_eq!(listed.media, Some(stored));
+    // Another tenant sees none of it.
+    assert!(models.message("tenant-other", image).await.expect("query").is_none());
 }

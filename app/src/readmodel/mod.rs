@@ -20,6 +20,7 @@ mod templates;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -64,6 +65,58 @@ pub struct MessageView {
     /// The number that actually sent it, when the sender recorded one.
     #[serde(default)]
     pub sent_from: Option<String>,
+    /// An inbound media message's file: pending, stored or failed.
+    #[serde(default)]
+    pub media: Option<MediaView>,
+}
+
+/// How a message's file stands, as the read model shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaView {
+    /// `pending` (not fetched yet), `stored` or `failed`.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    /// Hex SHA-256 of the stored file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Why the fetch failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Where the bytes are (internal: never shown by the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob_key: Option<String>,
+}
+
+impl MediaView {
+    pub fn pending() -> Self {
+        MediaView { state: "pending".into(), mime_type: None, sha256: None, size: None, error: None, blob_key: None }
+    }
+
+    /// The state a message event sets, from its stored data: an inbound
+    /// media message starts `pending`; `None` for events that set none.
+    pub fn after(event_type: &str, data: &Value) -> Option<Self> {
+        let text = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_owned);
+        match event_type {
+            "MessageReceived" => {
+                text("kind").filter(|k| parley_domain::media::is_media_kind(k)).map(|_| Self::pending())
+            }
+            "MessageMediaStored" => Some(MediaView {
+                state: "stored".into(),
+                mime_type: text("mime_type"),
+                sha256: text("sha256"),
+                size: data.get("size").and_then(Value::as_u64),
+                error: None,
+                blob_key: text("blob_key"),
+            }),
+            "MessageMediaFetchFailed" => {
+                Some(MediaView { state: "failed".into(), error: text("reason"), ..Self::pending() })
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS messages (
     error TEXT, tags TEXT NOT NULL DEFAULT '[]', attempts INTEGER NOT NULL DEFAULT 0,
     sent_at INTEGER, delivered_at INTEGER, read_at INTEGER, played_at INTEGER, failed_at INTEGER,
     deleted INTEGER NOT NULL DEFAULT 0, rendered TEXT, version INTEGER NOT NULL, PRIMARY KEY (tenant_id, id));
+CREATE TABLE IF NOT EXISTS message_media (
+    tenant_id TEXT NOT NULL, message_id TEXT NOT NULL, media TEXT NOT NULL, PRIMARY KEY (tenant_id, message_id));
 CREATE TABLE IF NOT EXISTS templates (
     tenant_id TEXT NOT NULL, name TEXT NOT NULL, language TEXT NOT NULL, category TEXT NOT NULL,
     status TEXT NOT NULL, reason TEXT, components TEXT NOT NULL, whatsapp_id TEXT, waba_id TEXT NOT NULL,
@@ -305,6 +307,7 @@ impl Projection for SqliteProjection {
                 tx.execute(&format!("DELETE FROM {}", kind.table()), [])?;
                 if kind == Kind::Messages {
                     tx.execute("DELETE FROM message_tags", [])?;
+                    tx.execute("DELETE FROM message_media", [])?;
                 }
                 tx.execute("DELETE FROM checkpoints WHERE name = ?1", params![kind.name()])?;
                 tx.commit()?;
@@ -324,6 +327,12 @@ fn project_message(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), AppErr
     let (tenant, id, d, v) = (e.tenant_id.as_str(), id.to_string(), &e.data, e.version as i64);
     let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
     let json = |k: &str| d.get(k).cloned().unwrap_or(Value::Null).to_string();
+    if let Some(media) = super::MediaView::after(&e.event_type, d) {
+        // A file's first state never replaces a later one on redelivery.
+        let verb = if media.state == "pending" { "INSERT OR IGNORE" } else { "INSERT OR REPLACE" };
+        tx.prepare_cached(&format!("{verb} INTO message_media(tenant_id, message_id, media) VALUES (?1, ?2, ?3)"))?
+            .execute(params![tenant, id, serde_json::to_string(&media)?])?;
+    }
     match e.event_type.as_str() {
         "MessageReceived" | "MessageQueued" => {
             let (direction, status, at) = if e.event_type == "MessageReceived" {
@@ -622,7 +631,8 @@ fn number_row(r: &Row<'_>) -> rusqlite::Result<NumberView> {
 const MESSAGE_COLUMNS: &str =
     "id, conversation_id, number_id, wa_id, direction, kind, status, wamid, created_at, content,
     error, tags, sent_at, delivered_at, read_at, failed_at, attempts, deleted, rendered, reactions, accepted_at,
-    sent_from";
+    sent_from,
+    (SELECT media FROM message_media mm WHERE mm.tenant_id = messages.tenant_id AND mm.message_id = messages.id)";
 
 fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
     let uuid = |i: usize| -> rusqlite::Result<Uuid> {
@@ -658,6 +668,7 @@ fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
         reactions: json(19)?,
         accepted_at: time(20)?,
         sent_from: r.get(21)?,
+        media: serde_json::from_value(json(22)?).ok(),
     })
 }
 

@@ -1,4 +1,5 @@
-//! Turns `MessageQueued` events into outbound queue jobs.
+//! Turns `MessageQueued` events into outbound queue jobs, and inbound media
+//! messages (`MessageReceived` of a media type) into jobs fetching their file.
 //!
 //! Reading the event log (rather than enqueueing from the request) means a
 //! crash between recording a message and queueing it loses nothing: the
@@ -20,11 +21,21 @@ use crate::services::sender::OutboundJob;
 /// The job an event calls for, if any. Shared by every runtime: locally the
 /// reactor below, on AWS the stream consumer.
 pub fn job_for(event: &RecordedEvent) -> Option<OutboundJob> {
-    if event.event_type != "MessageQueued" {
-        return None;
+    let message_id = || event.data.get("message_id")?.as_str()?.parse().ok();
+    match event.event_type.as_str() {
+        "MessageQueued" => {
+            Some(OutboundJob::Dispatch { tenant_id: event.tenant_id.clone(), message_id: message_id()? })
+        }
+        // An inbound file must be fetched before WhatsApp lets its id expire.
+        "MessageReceived" => {
+            let kind = event.data.get("kind").and_then(serde_json::Value::as_str)?;
+            if !parley_domain::media::is_media_kind(kind) {
+                return None;
+            }
+            Some(OutboundJob::FetchMedia { tenant_id: event.tenant_id.clone(), message_id: message_id()?, attempt: 1 })
+        }
+        _ => None,
     }
-    let message_id = event.data.get("message_id")?.as_str()?.parse().ok()?;
-    Some(OutboundJob::Dispatch { tenant_id: event.tenant_id.clone(), message_id })
 }
 
 pub struct DispatchReactor {

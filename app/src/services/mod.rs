@@ -11,6 +11,7 @@ pub mod handling;
 pub mod inbound;
 pub mod invoice_pdf;
 pub mod jobs;
+pub mod media;
 pub mod numbers;
 pub mod scheduler;
 pub mod send;

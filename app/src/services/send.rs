@@ -137,6 +137,7 @@ impl App {
         let body = cmd.content()?;
         content::validate_outbound(&cmd.kind, &body).map_err(|e| AppError::validation(e.field, e.message))?;
         let tenant = caller.tenant_id.as_str();
+        self.check_outbound_media(tenant, &cmd.kind, &body).await?;
         let number = self.tenant_number(tenant, &cmd.from).await?;
 
         let conversation_id = ids::conversation_id(tenant, &number.phone_number_id, &cmd.to);

@@ -35,6 +35,18 @@ pub enum OutboundJob {
     Dispatch { tenant_id: String, message_id: Uuid },
     /// Fail an unconfirmed send that no status settled in time.
     Settle { tenant_id: String, message_id: Uuid },
+    /// Fetch an inbound media message's file into the blob store.
+    FetchMedia {
+        tenant_id: String,
+        message_id: Uuid,
+        /// 1 for the first attempt.
+        #[serde(default = "first_attempt")]
+        attempt: u32,
+    },
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 impl OutboundJob {
@@ -88,6 +100,9 @@ impl App {
         match job {
             OutboundJob::Dispatch { tenant_id, message_id } => self.dispatch(tenant_id, *message_id).await,
             OutboundJob::Settle { tenant_id, message_id } => self.settle(tenant_id, *message_id).await,
+            OutboundJob::FetchMedia { tenant_id, message_id, attempt } => {
+                self.fetch_inbound_media(tenant_id, *message_id, *attempt).await
+            }
         }
     }
 
@@ -181,14 +196,20 @@ impl App {
         let number = sender.registered.clone().ok_or(AppError::NotFound { what: "number" })?;
         let credentials =
             Credentials { phone_number_id: number.phone_number_id.clone(), access_token: number.access_token };
-        let request = SendRequest {
-            to: queued.wa_id.clone(),
-            kind: queued.kind.clone(),
-            content: queued.content.clone(),
-            context_message_id: queued.reply_to.clone(),
-            biz_opaque_callback_data: Some(message_id.to_string()),
+        // A file sent by Parley blob goes to WhatsApp's media store first.
+        let result = match self.content_to_send(tenant_id, message_id, &credentials, &queued.content).await {
+            Ok(content) => {
+                let request = SendRequest {
+                    to: queued.wa_id.clone(),
+                    kind: queued.kind.clone(),
+                    content,
+                    context_message_id: queued.reply_to.clone(),
+                    biz_opaque_callback_data: Some(message_id.to_string()),
+                };
+                self.whatsapp.send(&credentials, &request).await
+            }
+            Err(error) => Err(error),
         };
-        let result = self.whatsapp.send(&credentials, &request).await;
         let now = self.clock.now();
         match result {
             Ok(accepted) => {

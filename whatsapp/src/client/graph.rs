@@ -11,6 +11,7 @@ use thiserror::Error;
 use super::{Credentials, SendError, WhatsAppApi};
 use crate::errors::classify;
 use crate::graph_error::GraphErrorBody;
+use crate::media::{MediaInfo, MediaUpload, UploadedMedia};
 use crate::send::{SendAccepted, SendRequest, MESSAGING_PRODUCT};
 use crate::templates::{CreatedTemplate, RemoteTemplate, TemplatePage, TemplateSubmission, WabaCredentials};
 
@@ -108,6 +109,37 @@ impl GraphClient {
         Ok(url)
     }
 }
+
+impl GraphClient {
+    /// `{base}/{version}/{segments...}`, each segment percent-encoded.
+    fn graph_url(&self, segments: &[&str]) -> Result<Url, SendError> {
+        if segments.iter().any(|s| s.is_empty()) {
+            return Err(SendError::NotSent("an id in the request path is empty".to_owned()));
+        }
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| SendError::NotSent("the base URL cannot take a path".to_owned()))?
+            .pop_if_empty()
+            .push(&self.version)
+            .extend(segments);
+        Ok(url)
+    }
+
+    /// Checks a download URL before the token is sent to it: https, or plain
+    /// http only when the client itself talks plain http (the simulator and
+    /// test fakes on loopback).
+    fn download_url(&self, url: &str) -> Result<Url, SendError> {
+        let url = Url::parse(url).map_err(|e| SendError::NotSent(format!("the media URL is invalid: {e}")))?;
+        match url.scheme() {
+            "https" => Ok(url),
+            "http" if self.base.scheme() == "http" => Ok(url),
+            other => Err(SendError::NotSent(format!("the media URL's scheme {other} is not allowed"))),
+        }
+    }
+}
+
+/// Media calls move whole files: they get longer than a send's timeout.
+const MEDIA_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Checks a base URL once, at construction.
 fn parse_base(base_url: &str) -> Result<Url, ClientConfigError> {
@@ -210,6 +242,89 @@ impl WhatsAppApi for GraphClient {
         let response = self.http.delete(url).bearer_auth(&creds.access_token).send().await.map_err(transport_error)?;
         let (status, body) = read_body(response).await?;
         read_success(status, &body)
+    }
+
+    async fn upload_media(&self, creds: &Credentials, upload: &MediaUpload) -> Result<String, SendError> {
+        let url = self.graph_url(&[&creds.phone_number_id, "media"])?;
+        let file = reqwest::multipart::Part::bytes(upload.bytes.to_vec())
+            .file_name(upload.filename.clone())
+            .mime_str(&upload.mime_type)
+            .map_err(|e| SendError::NotSent(format!("the MIME type {:?} is invalid: {e}", upload.mime_type)))?;
+        let form = reqwest::multipart::Form::new()
+            .text("messaging_product", MESSAGING_PRODUCT)
+            .text("type", upload.mime_type.clone())
+            .part("file", file);
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(&creds.access_token)
+            .timeout(MEDIA_TIMEOUT)
+            .multipart(form)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let (status, body) = read_body(response).await?;
+        if !status.is_success() {
+            return Err(read_error(status, &body));
+        }
+        let uploaded: UploadedMedia = serde_json::from_slice(&body).map_err(|error| SendError::Protocol {
+            http_status: status.as_u16(),
+            detail: format!("unexpected upload answer: {error}"),
+        })?;
+        Ok(uploaded.id)
+    }
+
+    async fn media_info(&self, creds: &Credentials, media_id: &str) -> Result<MediaInfo, SendError> {
+        let mut url = self.graph_url(&[media_id])?;
+        // Scopes the look-up to the number, as Meta recommends.
+        url.query_pairs_mut().append_pair("phone_number_id", &creds.phone_number_id);
+        let response = self.http.get(url).bearer_auth(&creds.access_token).send().await.map_err(transport_error)?;
+        let (status, body) = read_body(response).await?;
+        if !status.is_success() {
+            return Err(read_error(status, &body));
+        }
+        serde_json::from_slice(&body).map_err(|error| SendError::Protocol {
+            http_status: status.as_u16(),
+            detail: format!("unexpected media answer: {error}"),
+        })
+    }
+
+    async fn download_media(&self, creds: &Credentials, url: &str, max_bytes: u64) -> Result<bytes::Bytes, SendError> {
+        let url = self.download_url(url)?;
+        let mut response = self
+            .http
+            .get(url)
+            .bearer_auth(&creds.access_token)
+            .timeout(MEDIA_TIMEOUT)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        if !status.is_success() {
+            let (status, body) = read_body(response).await?;
+            return Err(read_error(status, &body));
+        }
+        let too_large = || SendError::Protocol {
+            http_status: status.as_u16(),
+            detail: format!("the file is larger than {max_bytes} bytes"),
+        };
+        if response.content_length().is_some_and(|n| n > max_bytes) {
+            return Err(too_large());
+        }
+        // Read chunk by chunk, so a server that lies about (or omits) the
+        // length cannot make us hold more than the cap.
+        let mut out = bytes::BytesMut::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| SendError::Ambiguous(format!("reading the file failed: {}", error_chain(&error))))?
+        {
+            if (out.len() + chunk.len()) as u64 > max_bytes {
+                return Err(too_large());
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.freeze())
     }
 }
 

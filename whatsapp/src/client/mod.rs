@@ -7,9 +7,11 @@ mod graph;
 use std::fmt;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use thiserror::Error;
 
 use crate::errors::{classify, ErrorKind, RetryPolicy};
+use crate::media::{MediaInfo, MediaUpload};
 use crate::send::{SendAccepted, SendRequest};
 use crate::templates::{CreatedTemplate, RemoteTemplate, TemplateSubmission, WabaCredentials};
 
@@ -56,6 +58,17 @@ pub trait WhatsAppApi: Send + Sync + 'static {
 
     /// Deletes every language of the template `name`.
     async fn delete_template(&self, creds: &WabaCredentials, name: &str) -> Result<(), SendError>;
+
+    /// Uploads a file to WhatsApp's media store for the number of `creds`;
+    /// answers the media id a send can name (valid for 30 days).
+    async fn upload_media(&self, creds: &Credentials, upload: &MediaUpload) -> Result<String, SendError>;
+
+    /// Looks a media id up: its short-lived download URL, type, size and hash.
+    async fn media_info(&self, creds: &Credentials, media_id: &str) -> Result<MediaInfo, SendError>;
+
+    /// Downloads a URL from [`WhatsAppApi::media_info`] with the number's
+    /// token; refuses files over `max_bytes`.
+    async fn download_media(&self, creds: &Credentials, url: &str, max_bytes: u64) -> Result<Bytes, SendError>;
 }
 
 /// Why a send did not succeed.

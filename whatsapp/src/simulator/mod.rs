@@ -6,12 +6,16 @@
 //! answers like the Cloud API, and shortly after posts `sent`, `delivered`
 //! and `read` status webhooks to Parley, signed with the number's app secret,
 //! as Meta would. `POST {prefix}/_inbound/{phone_number_id}` plays a customer
-//! writing to a business number.
+//! writing to a business number. Media uploads (`POST
+//! {prefix}/{version}/{phone_number_id}/media`), look-ups and downloads work
+//! as on the Graph API, from a bounded in-memory store; an inbound media
+//! message naming an uploaded id gets that file's type and hash.
 //!
 //! [`GraphClient`]: crate::client::GraphClient
 
 mod bodies;
 mod delivery;
+pub mod media;
 mod routes;
 pub(crate) mod validate;
 mod wamid;
@@ -159,6 +163,8 @@ pub struct Simulator {
     sent: Mutex<VecDeque<SentRecord>>,
     /// Templates submitted, per business account.
     templates: Mutex<std::collections::HashMap<String, Vec<crate::templates::RemoteTemplate>>>,
+    /// Media uploaded by numbers.
+    media: Mutex<media::MediaStore>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -188,6 +194,7 @@ impl Simulator {
             ids: WamidGenerator::default(),
             sent: Mutex::new(VecDeque::with_capacity(SENT_LOG_CAPACITY)),
             templates: Mutex::default(),
+            media: Mutex::default(),
         })
     }
 
@@ -229,6 +236,16 @@ impl Simulator {
         list.len() != before
     }
 
+    /// Stores an uploaded file; answers its media id.
+    pub fn store_media(&self, media: media::StoredMedia) -> String {
+        self.media.lock().unwrap_or_else(PoisonError::into_inner).insert(media)
+    }
+
+    /// A stored file.
+    pub fn media(&self, media_id: &str) -> Option<media::StoredMedia> {
+        self.media.lock().unwrap_or_else(PoisonError::into_inner).get(media_id).cloned()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &SimulatorConfig {
         &self.config
@@ -256,6 +273,8 @@ impl Simulator {
         };
         let number = self.number_info(phone_number_id).await;
         let wamid = self.ids.next_wamid();
+        let mut inbound = inbound;
+        media::complete_inbound(&self.media.lock().unwrap_or_else(PoisonError::into_inner), &mut inbound.content);
         let payload = bodies::inbound_payload(&number, &wamid, &inbound, Utc::now());
         let simulator = Arc::clone(self);
         tokio::spawn(async move {

@@ -2,15 +2,16 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Multipart, OriginalUri, Path, State};
 use axum::http::{header::AUTHORIZATION, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::media::{read_upload, StoredMedia};
 use super::validate::{self, SendBody};
 use super::{InboundError, InboundSpec, Simulator};
 use crate::graph_error::{GraphError, GraphErrorBody};
@@ -39,6 +40,11 @@ pub fn router(sim: Arc<Simulator>) -> Router {
             "/{version}/{object_id}/message_templates",
             post(create_template).get(list_templates).delete(delete_template),
         )
+        .route("/{version}/{object_id}/media", post(upload_media))
+        .route("/{version}/{object_id}", get(media_info))
+        .route("/_media/{media_id}", get(download_media))
+        // WhatsApp's largest media cap is 100 MB.
+        .layer(DefaultBodyLimit::max(110 * 1024 * 1024))
         .with_state(sim)
 }
 
@@ -93,6 +99,120 @@ async fn send_message(
         }
         Ok(SendBody::MarkRead { .. }) => (StatusCode::OK, Json(json!({ "success": true }))).into_response(),
         Err(reason) => invalid_parameter(reason),
+    }
+}
+
+/// Checks the version and the bearer token of a call on a number's behalf;
+/// answers the refusal, if any.
+async fn check_number_call(
+    sim: &Simulator,
+    version: &str,
+    phone_number_id: &str,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    if !is_api_version(version) {
+        return Some(graph_error(
+            StatusCode::BAD_REQUEST,
+            GraphError::new(CODE_UNKNOWN_PATH, format!("Unknown path components: /{version}/{phone_number_id}"), None),
+        ));
+    }
+    let Some(token) = bearer_token(headers) else {
+        return Some(invalid_token("An access token is required to request this resource."));
+    };
+    let Some((expected, _)) = sim.directory.lookup(phone_number_id).await else {
+        return Some(unknown_object(phone_number_id));
+    };
+    (!tokens_match(token, &expected)).then(|| invalid_token("Invalid OAuth access token - Cannot parse access token"))
+}
+
+fn unknown_object(id: &str) -> Response {
+    let mut error = GraphError::new(
+        CODE_INVALID_PARAMETER,
+        format!(
+            "Unsupported request. Object with ID '{id}' does not exist, cannot be loaded due to missing \
+             permissions, or does not support this operation."
+        ),
+        None,
+    );
+    error.error_subcode = Some(SUBCODE_UNKNOWN_OBJECT);
+    graph_error(StatusCode::BAD_REQUEST, error)
+}
+
+/// `POST /{version}/{phone_number_id}/media`: multipart upload.
+async fn upload_media(
+    State(sim): State<Arc<Simulator>>,
+    Path((version, phone_number_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    if let Some(refusal) = check_number_call(&sim, &version, &phone_number_id, &headers).await {
+        return refusal;
+    }
+    let upload = match form {
+        Ok(form) => read_upload(form).await,
+        Err(rejection) => Err(format!("the body is not multipart/form-data: {rejection}")),
+    };
+    match upload {
+        Ok(upload) => {
+            let id = sim.store_media(StoredMedia { phone_number_id, mime_type: upload.kind, bytes: upload.bytes });
+            (StatusCode::OK, Json(json!({ "id": id }))).into_response()
+        }
+        Err(reason) => invalid_parameter(reason),
+    }
+}
+
+/// The stored media `media_id`, when the bearer token is its number's.
+async fn owned_media(sim: &Simulator, media_id: &str, headers: &HeaderMap) -> Result<StoredMedia, Response> {
+    let media = sim.media(media_id).ok_or_else(|| unknown_object(media_id))?;
+    let token = bearer_token(headers).ok_or_else(|| invalid_token("An access token is required."))?;
+    match sim.directory.lookup(&media.phone_number_id).await {
+        Some((expected, _)) if tokens_match(token, &expected) => Ok(media),
+        // Another number's media is as good as missing.
+        _ => Err(unknown_object(media_id)),
+    }
+}
+
+/// `GET /{version}/{media_id}`: the media's download URL, type, hash and size.
+async fn media_info(
+    State(sim): State<Arc<Simulator>>,
+    Path((version, media_id)): Path<(String, String)>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    if !is_api_version(&version) {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            GraphError::new(CODE_UNKNOWN_PATH, format!("Unknown path components: /{version}/{media_id}"), None),
+        );
+    }
+    let media = match owned_media(&sim, &media_id, &headers).await {
+        Ok(media) => media,
+        Err(refusal) => return refusal,
+    };
+    // Wherever the simulator is mounted, the download route sits beside this one.
+    let suffix = format!("/{version}/{media_id}");
+    let prefix = uri.path().strip_suffix(&suffix).unwrap_or_default();
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let body = json!({
+        "messaging_product": MESSAGING_PRODUCT,
+        "url": format!("http://{host}{prefix}/_media/{media_id}"),
+        "mime_type": media.mime_type,
+        "sha256": hex::encode(crate::media::sha256(&media.bytes)),
+        "file_size": media.bytes.len(),
+        "id": media_id,
+    });
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+/// `GET /_media/{media_id}`: the file, for its number's token only.
+async fn download_media(
+    State(sim): State<Arc<Simulator>>,
+    Path(media_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match owned_media(&sim, &media_id, &headers).await {
+        Ok(media) => ([(axum::http::header::CONTENT_TYPE, media.mime_type)], media.bytes).into_response(),
+        Err(refusal) => refusal,
     }
 }
 

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use parley_app::error::AppError;
-use parley_app::readmodel::{ContactView, ConversationView, MessageView, NumberView, TemplateView};
+use parley_app::readmodel::{ContactView, ConversationView, MediaView, MessageView, NumberView, TemplateView};
 use parley_domain::status::{DeliveryStatus, ReportedStatuses};
 use parley_events::RecordedEvent;
 use serde::{Deserialize, Serialize};
@@ -110,6 +110,9 @@ pub struct MessageRow {
     /// The number that actually sent it.
     #[serde(default)]
     pub sent_from: Option<String>,
+    /// An inbound media message's file state, as JSON text.
+    #[serde(default)]
+    pub media: Option<String>,
 }
 
 impl MessageRow {
@@ -149,6 +152,7 @@ impl MessageRow {
                     reactions: None,
                     accepted_at: None,
                     sent_from: None,
+                    media: MediaView::after(t, d).and_then(|m| serde_json::to_string(&m).ok()),
                 })
             }
             (_, None) => None,
@@ -207,6 +211,10 @@ impl MessageRow {
                 row.deleted = true;
                 Some(row)
             }
+            (t @ ("MessageMediaStored" | "MessageMediaFetchFailed"), Some(mut row)) => {
+                row.media = MediaView::after(t, d).and_then(|m| serde_json::to_string(&m).ok());
+                Some(row)
+            }
             ("MessageTagged", Some(mut row)) => {
                 row.tags = d.get("tags").cloned().unwrap_or(Value::Array(Vec::new())).to_string();
                 Some(row)
@@ -260,6 +268,7 @@ impl MessageRow {
             reactions: parse_json(self.reactions.as_deref()),
             accepted_at: self.accepted_at.map(from_micros),
             sent_from: self.sent_from.clone(),
+            media: self.media.as_deref().and_then(|m| serde_json::from_str(m).ok()),
         })
     }
 }

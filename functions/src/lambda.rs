@@ -275,6 +275,23 @@ impl AwsRuntime {
         Ok(serde_json::json!({ "told": schedule::send_usage_notices(&self.ops).await? }))
     }
 
+    /// Archiver: one scheduled run.
+    pub async fn archive(&self) -> anyhow::Result<serde_json::Value> {
+        let queued = schedule::queue_archive_runs(&self.ops, self.app.clock.now()).await?;
+        Ok(serde_json::json!({ "queued": queued }))
+    }
+
+    /// Message cleanup: one scheduled run.
+    pub async fn clean_up(&self) -> anyhow::Result<serde_json::Value> {
+        let expired = schedule::expire_queued_messages(&self.ops, self.app.clock.now()).await?;
+        Ok(serde_json::json!({ "expired": expired }))
+    }
+
+    /// Template poller: one scheduled run.
+    pub async fn poll_templates(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::json!({ "changes": schedule::poll_template_statuses(&self.ops).await? }))
+    }
+
     /// The HTTP router of the API functions: the messaging API and the back office's routes.
     pub fn api_router(&self) -> axum::Router {
         parley_app::http::router(self.app.clone()).merge(parley_app::http::ops::router(self.ops.clone()))

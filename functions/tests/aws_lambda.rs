@@ -357,3 +357,60 @@ async fn exports_and_invoices_run_on_the_lambda_handlers() {
         assert_eq!(invoices.len(), 1, "{tenant} has one invoice");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archiver_cleanup_and_template_poller_run_on_the_lambda_handlers() {
+    let graph = FakeGraph::start().await;
+    let d = deploy(&graph.base).await;
+    let now = chrono::Utc::now();
+    let token = d.issuer.issue("acme", "owner-1", Role::Owner, now, chrono::Duration::hours(1)).unwrap();
+    let bearer = json!({ "authorization": format!("Bearer {token}"), "content-type": "application/json" });
+    let number = json!({
+        "phone_number_id": PNID, "display_phone_number": DISPLAY, "waba_id": WABA,
+        "access_token": ACCESS_TOKEN, "app_secret": APP_SECRET, "verify_token": "verify-me",
+    })
+    .to_string();
+    let request = api_gateway_request("POST", "/v1/numbers", bearer.clone(), Some(&number));
+    assert_eq!(invoke(d.runtime.api_router(), request).await.0, StatusCode::CREATED);
+    let mut seen = 0;
+    d.runtime.project(next_stream_batch(&d, &mut seen).await).await;
+
+    // A template WhatsApp has not approved yet; the poller records its approval once.
+    *graph.template_status.lock().unwrap() = "PENDING".into();
+    let template = json!({"name": "order_update", "language": "en_US", "category": "UTILITY",
+                          "components": [{"type": "BODY", "text": "Your order {{1}} ships today."}]})
+    .to_string();
+    let request = api_gateway_request("POST", "/v1/templates", bearer.clone(), Some(&template));
+    let (status, created) = invoke(d.runtime.api_router(), request).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    d.runtime.project(next_stream_batch(&d, &mut seen).await).await;
+    assert_eq!(d.runtime.poll_templates().await.expect("poller"), json!({ "changes": 0 }), "still pending");
+    graph.remote_templates.lock().unwrap()[0]["status"] = json!("APPROVED");
+    assert_eq!(d.runtime.poll_templates().await.expect("poller"), json!({ "changes": 1 }));
+    d.runtime.project(next_stream_batch(&d, &mut seen).await).await;
+    assert_eq!(d.runtime.poll_templates().await.expect("poller"), json!({ "changes": 0 }), "recorded once");
+    let request = api_gateway_request("GET", "/v1/templates/order_update", bearer.clone(), None);
+    let (status, one) = invoke(d.runtime.api_router(), request).await;
+    assert_eq!((status, one["items"][0]["status"].as_str()), (StatusCode::OK, Some("APPROVED")), "{one}");
+
+    // Nothing is queued, so the cleanup fails nothing.
+    assert_eq!(d.runtime.clean_up().await.expect("cleanup"), json!({ "expired": 0 }));
+
+    // The archiver queues one run for the one tenant; the job runner runs it from SQS.
+    assert_eq!(d.runtime.archive().await.expect("archiver"), json!({ "queued": 1 }));
+    let batch = next_stream_batch(&d, &mut seen).await;
+    assert!(d.runtime.project(batch.clone()).await.batch_item_failures.is_empty());
+    assert!(d.runtime.react(batch).await.batch_item_failures.is_empty());
+    let event = receive_as_lambda_event(&d, &d.runtime.resources.jobs_queue_url).await;
+    assert_eq!(event.records.len(), 1, "one queue message for the archive run");
+    let response = d.runtime.run_jobs(event).await;
+    assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
+    d.runtime.project(next_stream_batch(&d, &mut seen).await).await;
+    let request = api_gateway_request("GET", "/v1/jobs", bearer, None);
+    let (status, jobs) = invoke(d.runtime.api_router(), request).await;
+    assert_eq!(status, StatusCode::OK, "{jobs}");
+    let runs: Vec<&Value> =
+        jobs["items"].as_array().expect("jobs").iter().filter(|j| j["kind"] == "archive_run").collect();
+    assert_eq!(runs.len(), 1, "{jobs}");
+    assert_eq!(runs[0]["status"], "succeeded", "{jobs}");
+}

@@ -1,8 +1,8 @@
 #![recursion_limit = "256"]
 //! The worker Lambda functions: the events-stream projector and reactor, the
 //! outbound sender, the job runner and the scheduled jobs (window closer,
-//! invoicer, dunning, usage notices). `PARLEY_HANDLER` names the one a
-//! function runs.
+//! invoicer, dunning, usage notices, archiver, message cleanup, template
+//! poller). `PARLEY_HANDLER` names the one a function runs.
 
 use std::sync::Arc;
 
@@ -67,6 +67,27 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
                 let runtime = runtime.clone();
                 async move { Ok::<_, lambda_runtime::Error>(runtime.notify_usage().await?) }
+            }))
+            .await
+        }
+        WorkerHandler::Archiver => {
+            lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
+                let runtime = runtime.clone();
+                async move { Ok::<_, lambda_runtime::Error>(runtime.archive().await?) }
+            }))
+            .await
+        }
+        WorkerHandler::MessageCleanup => {
+            lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
+                let runtime = runtime.clone();
+                async move { Ok::<_, lambda_runtime::Error>(runtime.clean_up().await?) }
+            }))
+            .await
+        }
+        WorkerHandler::TemplatePoller => {
+            lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
+                let runtime = runtime.clone();
+                async move { Ok::<_, lambda_runtime::Error>(runtime.poll_templates().await?) }
             }))
             .await
         }

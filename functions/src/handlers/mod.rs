@@ -32,10 +32,16 @@ pub enum WorkerHandler {
     Dunning,
     /// Schedule (hourly) -> notices of usage at 80 % and 100 % of the plan.
     UsageNotices,
+    /// Schedule (daily) -> an archive run job per tenant (SPEC 6.3).
+    Archiver,
+    /// Schedule (every few minutes) -> fails queued messages past their time to live.
+    MessageCleanup,
+    /// Schedule (hourly) -> template statuses asked of WhatsApp.
+    TemplatePoller,
 }
 
 impl WorkerHandler {
-    pub const ALL: [WorkerHandler; 8] = [
+    pub const ALL: [WorkerHandler; 11] = [
         WorkerHandler::Projector,
         WorkerHandler::Reactor,
         WorkerHandler::Sender,
@@ -44,6 +50,9 @@ impl WorkerHandler {
         WorkerHandler::Invoicer,
         WorkerHandler::Dunning,
         WorkerHandler::UsageNotices,
+        WorkerHandler::Archiver,
+        WorkerHandler::MessageCleanup,
+        WorkerHandler::TemplatePoller,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +65,9 @@ impl WorkerHandler {
             WorkerHandler::Invoicer => "invoicer",
             WorkerHandler::Dunning => "dunning",
             WorkerHandler::UsageNotices => "usage-notices",
+            WorkerHandler::Archiver => "archiver",
+            WorkerHandler::MessageCleanup => "message-cleanup",
+            WorkerHandler::TemplatePoller => "template-poller",
         }
     }
 

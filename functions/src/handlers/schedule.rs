@@ -49,6 +49,29 @@ pub async fn send_usage_notices(ops: &Ops) -> anyhow::Result<usize> {
     Ok(told)
 }
 
+/// The archiver: queues one archive run job per tenant; the job runner does
+/// the work. Returns how many it queued.
+pub async fn queue_archive_runs(ops: &Ops, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    let queued = ops.queue_archive_runs(now).await?;
+    tracing::info!(queued, "archiver ran");
+    Ok(queued)
+}
+
+/// The cleanup: fails queued messages that can no longer be sent at `now`.
+pub async fn expire_queued_messages(ops: &Ops, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    let expired = ops.expire_queued_messages(now).await?;
+    tracing::info!(expired, "message cleanup ran");
+    Ok(expired)
+}
+
+/// The template poller: asks WhatsApp for the status of every template and
+/// records what changed.
+pub async fn poll_template_statuses(ops: &Ops) -> anyhow::Result<usize> {
+    let changes = ops.poll_template_statuses().await?;
+    tracing::info!(changes, "template poller ran");
+    Ok(changes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -130,6 +130,16 @@ pub struct App {
     pub tenants: Repository<Tenant>,
     pub users: Repository<User>,
     pub throttles: Throttles,
+    /// The back office's word on marketing sends (blocked at 100 % of the
+    /// plan's limit without overage); set once the back office is composed,
+    /// and held weakly since the back office holds the app.
+    pub marketing_allowance: std::sync::OnceLock<std::sync::Weak<dyn MarketingAllowance>>,
+}
+
+/// Whether a tenant may send marketing templates now.
+#[async_trait::async_trait]
+pub trait MarketingAllowance: Send + Sync {
+    async fn may_send_marketing(&self, tenant_id: &str) -> Result<bool, crate::error::AppError>;
 }
 
 /// Sign-in lock-outs and the per-tenant request rate.
@@ -166,6 +176,7 @@ impl App {
             tenants: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             users: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             throttles: Throttles::new(&settings),
+            marketing_allowance: std::sync::OnceLock::new(),
             identity: ports.identity,
             audit: ports.audit,
             store: ports.store,

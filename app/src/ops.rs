@@ -172,7 +172,7 @@ fn repository<S: Aggregate>(app: &App) -> Repository<S> {
 impl Ops {
     pub fn new(app: Arc<App>, ports: OpsPorts, settings: OpsSettings) -> Result<Arc<Ops>, crate::error::AppError> {
         let stripe = settings.stripe.as_ref().map(StripeClient::new).transpose()?;
-        Ok(Arc::new(Ops {
+        let ops = Arc::new(Ops {
             jobs: repository(&app),
             accounts: repository(&app),
             invoices: repository(&app),
@@ -183,6 +183,11 @@ impl Ops {
             stripe,
             settings,
             app,
-        }))
+        });
+        let weak: std::sync::Weak<Ops> = Arc::downgrade(&ops);
+        let allowance: std::sync::Weak<dyn crate::app::MarketingAllowance> = weak;
+        // The first back office composed on an app answers for it.
+        let _ = ops.app.marketing_allowance.set(allowance);
+        Ok(ops)
     }
 }

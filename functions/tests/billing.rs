@@ -44,3 +44,40 @@ async fn usage_at_80_percent_of_the_limit_is_reported_once() {
     assert!(notice.subject.contains("at 80 %") && notice.text.contains("80 of the 100"), "{notice:?}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marketing_stops_at_the_limit_of_a_plan_without_overage() {
+    let server = Server::start(WhatsApp::Simulator(Duration::from_millis(5))).await;
+    let token = server.token("acme", Role::Owner);
+    assert_eq!(server.register_number(&token, PNID, APP_SECRET).await.0, StatusCode::CREATED);
+    let (code, plan) =
+        server.post(&token, "/v1/billing/plan", &json!({"plan": "free", "email": "owner@acme.test"})).await;
+    assert_eq!(code, StatusCode::OK, "{plan}");
+    server.create_template(&token, "order_update", "UTILITY", "Your order has shipped.").await;
+    server.create_template(&token, "spring_sale", "MARKETING", "Spring sale: 20 % off.").await;
+    let send = |name: &str, i: u32| {
+        json!({"from": PNID, "to": format!("1650555{i:04}"), "type": "template",
+               "template": {"name": name, "language": {"code": "en_US"}}})
+    };
+    assert_eq!(server.post(&token, "/v1/messages", &send("spring_sale", 0)).await.0, StatusCode::ACCEPTED);
+    for i in 1..100 {
+        assert_eq!(server.post(&token, "/v1/messages", &send("order_update", i)).await.0, StatusCode::ACCEPTED);
+    }
+    // The free plan's 100 billable messages are used up.
+    server
+        .eventually(Duration::from_secs(20), || async {
+            let (_, u) = server.get(&token, "/v1/billing/usage").await;
+            (u["billable"] == 100).then_some(())
+        })
+        .await;
+    let (code, refused) = server.post(&token, "/v1/messages", &send("spring_sale", 100)).await;
+    assert_eq!((code, refused["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("usage_limit_reached")));
+    // Service messages still go out.
+    assert_eq!(server.post(&token, "/v1/messages", &send("order_update", 101)).await.0, StatusCode::ACCEPTED);
+
+    // A plan with overage lifts the block.
+    let (code, plan) = server.post(&token, "/v1/billing/plan", &json!({"plan": "growth"})).await;
+    assert_eq!(code, StatusCode::OK, "{plan}");
+    assert_eq!(server.post(&token, "/v1/messages", &send("spring_sale", 102)).await.0, StatusCode::ACCEPTED);
+    server.stop().await;
+}

@@ -119,13 +119,6 @@ impl Ops {
         })
     }
 
-    /// Whether the tenant may send a marketing template now (SPEC 3.7: blocked
-    /// at 100 % of the plan's limit unless the plan allows overage).
-    pub async fn may_send_marketing(&self, tenant_id: &str) -> Result<bool, AppError> {
-        let report = self.usage_report(tenant_id, Month::of(self.app.clock.now())).await?;
-        Ok(report.marketing_allowed)
-    }
-
     /// Mails each tenant whose usage this month has reached 80 % or 100 % of
     /// its plan's limit, once per month and level; returns how many were told.
     pub async fn send_usage_notices(&self) -> Result<usize, AppError> {
@@ -326,5 +319,15 @@ impl Ops {
             }
         }
         Ok(sent)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::app::MarketingAllowance for Ops {
+    /// Whether the tenant may send a marketing template now: blocked at 100 %
+    /// of the plan's limit unless the plan allows overage.
+    async fn may_send_marketing(&self, tenant_id: &str) -> Result<bool, AppError> {
+        let report = self.usage_report(tenant_id, Month::of(self.app.clock.now())).await?;
+        Ok(report.marketing_allowed)
     }
 }

@@ -259,7 +259,24 @@ impl App {
                 detail: format!("the contact stopped marketing messages at {}", since.to_rfc3339()),
             });
         }
+        if category == "MARKETING" && !self.may_send_marketing(tenant).await? {
+            return Err(AppError::TemplateSend {
+                code: "usage_limit_reached",
+                detail: "this month's usage reached the plan's limit: marketing templates wait for next month \
+                         or a plan with overage"
+                    .into(),
+            });
+        }
         Ok(Some(text))
+    }
+
+    /// Whether the tenant may send marketing now; without a back office
+    /// (no billing), always.
+    async fn may_send_marketing(&self, tenant: &str) -> Result<bool, AppError> {
+        match self.marketing_allowance.get().and_then(std::sync::Weak::upgrade) {
+            Some(allowance) => allowance.may_send_marketing(tenant).await,
+            None => Ok(true),
+        }
     }
 
     /// Records a marketing stop or resume reported by WhatsApp.

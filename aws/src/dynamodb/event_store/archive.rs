@@ -6,6 +6,8 @@
 //! so their stream records announce no events: the projections applied them
 //! when they were first appended. `events/docs/dynamodb.md` has the costs.
 
+use std::collections::HashSet;
+
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, Select};
 use chrono::{DateTime, Utc};
@@ -70,31 +72,9 @@ impl DynamoEventStore {
     pub(super) async fn archive_stream(&self, stream_id: &str) -> Result<(), StoreError> {
         let now = Utc::now().timestamp().to_string();
         for item in self.stream_items(stream_id).await? {
-            if item.contains_key(ARCHIVED) {
-                continue;
+            if !item.contains_key(ARCHIVED) {
+                self.mark(&item, Mark::Archived { expires: &now }).await?;
             }
-            let tip = kind(&item)? == ItemKind::Tip;
-            let update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(PK, item[PK].clone())
-                .key(SK, item[SK].clone())
-                .condition_expression("attribute_exists(#p)")
-                .expression_attribute_names("#p", PK)
-                .expression_attribute_names("#x", ARCHIVED)
-                .expression_attribute_values(":x", AttributeValue::N(now.clone()))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            let update = if tip {
-                update
-                    .update_expression("SET #x = :x, #w = #v")
-                    .expression_attribute_names("#w", WRITTEN_AFTER)
-                    .expression_attribute_names("#v", VERSION)
-            } else {
-                update.update_expression("SET #x = :x")
-            };
-            let output = update.send().await.map_err(unavailable)?;
-            self.meter.record(Kind::Write, output.consumed_capacity());
         }
         Ok(())
     }
@@ -106,7 +86,7 @@ impl DynamoEventStore {
         events: Vec<&RecordedEvent>,
     ) -> Result<usize, StoreError> {
         let items = self.stream_items(stream_id).await?;
-        let mut hot = Vec::new();
+        let mut hot = HashSet::new();
         for item in items.iter().filter(|item| !item.contains_key(ARCHIVED)) {
             hot.extend(decode_item(item)?.into_iter().map(|event| event.event_id));
         }
@@ -116,29 +96,46 @@ impl DynamoEventStore {
             return Ok(missing);
         }
         for item in items.iter().filter(|item| item.contains_key(ARCHIVED)) {
-            let tip = kind(item)? == ItemKind::Tip;
-            let update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(PK, item[PK].clone())
-                .key(SK, item[SK].clone())
-                .condition_expression("attribute_exists(#p)")
-                .expression_attribute_names("#p", PK)
-                .expression_attribute_names("#x", ARCHIVED)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            let update = if tip {
-                update
-                    .update_expression("REMOVE #x SET #w = #v")
-                    .expression_attribute_names("#w", WRITTEN_AFTER)
-                    .expression_attribute_names("#v", VERSION)
-            } else {
-                update.update_expression("REMOVE #x")
-            };
-            let output = update.send().await.map_err(unavailable)?;
-            self.meter.record(Kind::Write, output.consumed_capacity());
+            self.mark(item, Mark::Hot).await?;
         }
         Ok(missing)
+    }
+
+    /// Sets or removes an item's archive TTL. On the tip it also sets `w` to
+    /// the version, so the write's stream record announces no new events.
+    async fn mark(&self, item: &Item, mark: Mark<'_>) -> Result<(), StoreError> {
+        let change = match mark {
+            Mark::Archived { .. } => "SET #x = :x",
+            Mark::Hot => "REMOVE #x",
+        };
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, item[PK].clone())
+            .key(SK, item[SK].clone())
+            .condition_expression("attribute_exists(#p)")
+            .expression_attribute_names("#p", PK)
+            .expression_attribute_names("#x", ARCHIVED)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        if let Mark::Archived { expires } = mark {
+            update = update.expression_attribute_values(":x", AttributeValue::N(expires.to_owned()));
+        }
+        update = if kind(item)? == ItemKind::Tip {
+            let expression = match mark {
+                Mark::Archived { .. } => format!("{change}, #w = #v"),
+                Mark::Hot => format!("{change} SET #w = #v"),
+            };
+            update
+                .update_expression(expression)
+                .expression_attribute_names("#w", WRITTEN_AFTER)
+                .expression_attribute_names("#v", VERSION)
+        } else {
+            update.update_expression(change)
+        };
+        let output = update.send().await.map_err(unavailable)?;
+        self.meter.record(Kind::Write, output.consumed_capacity());
+        Ok(())
     }
 
     /// Writes a whole stream whose items DynamoDB already deleted: older
@@ -213,4 +210,13 @@ impl DynamoEventStore {
         }
         Ok(())
     }
+}
+
+/// What [`DynamoEventStore::mark`] does to an item.
+#[derive(Clone, Copy)]
+enum Mark<'a> {
+    /// Archived: DynamoDB deletes it after `expires` (epoch seconds).
+    Archived { expires: &'a str },
+    /// Hot again.
+    Hot,
 }

@@ -275,6 +275,27 @@ impl AwsRuntime {
         Ok(serde_json::json!({ "told": schedule::send_usage_notices(&self.ops).await? }))
     }
 
+    /// One run of a scheduled handler, with EventBridge Scheduler's payload.
+    pub async fn run_scheduled(
+        &self,
+        handler: crate::handlers::WorkerHandler,
+        payload: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        use crate::handlers::WorkerHandler as H;
+        match handler {
+            H::WindowCloser => Ok(serde_json::json!({ "expired": schedule::close_windows(&self.app).await? })),
+            H::Invoicer => self.invoice(payload).await,
+            H::Dunning => self.dun().await,
+            H::UsageNotices => self.notify_usage().await,
+            H::Archiver => self.archive().await,
+            H::MessageCleanup => self.clean_up().await,
+            H::TemplatePoller => self.poll_templates().await,
+            H::Projector | H::Reactor | H::Sender | H::JobRunner => {
+                anyhow::bail!("{} is not a scheduled handler", handler.name())
+            }
+        }
+    }
+
     /// Archiver: one scheduled run.
     pub async fn archive(&self) -> anyhow::Result<serde_json::Value> {
         let queued = schedule::queue_archive_runs(&self.ops, self.app.clock.now()).await?;

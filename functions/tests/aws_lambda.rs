@@ -145,28 +145,37 @@ async fn receive_as_lambda_event(d: &Deployment, queue_url: &str) -> SqsEvent {
     serde_json::from_value(json!({ "Records": records })).expect("an SQS event")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhook_to_read_model_to_send_through_the_lambda_handlers() {
-    let graph = FakeGraph::start().await;
-    let d = deploy(&graph.base).await;
-    let app = d.runtime.app.clone();
-    let token = d.issuer.issue("acme", "owner-1", Role::Owner, chrono::Utc::now(), chrono::Duration::hours(1)).unwrap();
-    let bearer = json!({ "authorization": format!("Bearer {token}"), "content-type": "application/json" });
+/// Request headers with a bearer token of acme's owner.
+fn owner_headers(d: &Deployment) -> Value {
+    let now = chrono::Utc::now();
+    let token = d.issuer.issue("acme", "owner-1", Role::Owner, now, chrono::Duration::hours(1)).unwrap();
+    json!({ "authorization": format!("Bearer {token}"), "content-type": "application/json" })
+}
 
-    // The API function registers the number.
+/// The API function registers the number, and the projector brings it into
+/// the read model the webhook looks up. Returns the stream records seen.
+async fn register_number(d: &Deployment, bearer: &Value) -> usize {
     let number = json!({
         "phone_number_id": PNID, "display_phone_number": DISPLAY, "waba_id": WABA,
         "access_token": ACCESS_TOKEN, "app_secret": APP_SECRET, "verify_token": "verify-me",
     })
     .to_string();
     let request = api_gateway_request("POST", "/v1/numbers", bearer.clone(), Some(&number));
-    let (status, body) = invoke(parley_app::http::router(app.clone()), request).await;
+    let (status, body) = invoke(d.runtime.api_router(), request).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-
-    // The projector brings the number into the read model the webhook looks up.
     let mut seen = 0;
-    let response = d.runtime.project(next_stream_batch(&d, &mut seen).await).await;
+    let response = d.runtime.project(next_stream_batch(d, &mut seen).await).await;
     assert!(response.batch_item_failures.is_empty());
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_to_read_model_to_send_through_the_lambda_handlers() {
+    let graph = FakeGraph::start().await;
+    let d = deploy(&graph.base).await;
+    let app = d.runtime.app.clone();
+    let bearer = owner_headers(&d);
+    let mut seen = register_number(&d, &bearer).await;
 
     // The webhook function takes a signed inbound message.
     let inbound = fresh(fixture("inbound_text.json")).to_string();
@@ -261,19 +270,10 @@ async fn exports_and_invoices_run_on_the_lambda_handlers() {
     let d = deploy(&graph.base).await;
     let app = d.runtime.app.clone();
     let now = chrono::Utc::now();
-    let token = d.issuer.issue("acme", "owner-1", Role::Owner, now, chrono::Duration::hours(1)).unwrap();
-    let bearer = json!({ "authorization": format!("Bearer {token}"), "content-type": "application/json" });
+    let bearer = owner_headers(&d);
 
     // A number and one inbound message, so the export has a row.
-    let number = json!({
-        "phone_number_id": PNID, "display_phone_number": DISPLAY, "waba_id": WABA,
-        "access_token": ACCESS_TOKEN, "app_secret": APP_SECRET, "verify_token": "verify-me",
-    })
-    .to_string();
-    let request = api_gateway_request("POST", "/v1/numbers", bearer.clone(), Some(&number));
-    assert_eq!(invoke(d.runtime.api_router(), request).await.0, StatusCode::CREATED);
-    let mut seen = 0;
-    d.runtime.project(next_stream_batch(&d, &mut seen).await).await;
+    let mut seen = register_number(&d, &bearer).await;
     let inbound = fresh(fixture("inbound_text.json")).to_string();
     let headers =
         json!({ "content-type": "application/json", "x-hub-signature-256": sign(APP_SECRET, inbound.as_bytes()) });
@@ -362,18 +362,8 @@ async fn exports_and_invoices_run_on_the_lambda_handlers() {
 async fn archiver_cleanup_and_template_poller_run_on_the_lambda_handlers() {
     let graph = FakeGraph::start().await;
     let d = deploy(&graph.base).await;
-    let now = chrono::Utc::now();
-    let token = d.issuer.issue("acme", "owner-1", Role::Owner, now, chrono::Duration::hours(1)).unwrap();
-    let bearer = json!({ "authorization": format!("Bearer {token}"), "content-type": "application/json" });
-    let number = json!({
-        "phone_number_id": PNID, "display_phone_number": DISPLAY, "waba_id": WABA,
-        "access_token": ACCESS_TOKEN, "app_secret": APP_SECRET, "verify_token": "verify-me",
-    })
-    .to_string();
-    let request = api_gateway_request("POST", "/v1/numbers", bearer.clone(), Some(&number));
-    assert_eq!(invoke(d.runtime.api_router(), request).await.0, StatusCode::CREATED);
-    let mut seen = 0;
-    d.runtime.project(next_stream_batch(&d, &mut seen).await).await;
+    let bearer = owner_headers(&d);
+    let mut seen = register_number(&d, &bearer).await;
 
     // A template WhatsApp has not approved yet; the poller records its approval once.
     *graph.template_status.lock().unwrap() = "PENDING".into();

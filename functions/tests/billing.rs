@@ -12,8 +12,10 @@ use parley_app::auth::Role;
 use parley_app::services::scheduler::ScheduleState;
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn usage_at_80_percent_of_the_limit_is_reported_once() {
+/// A server whose tenant `acme` is on the free plan (100 billable messages,
+/// no overage) with its number and an approved utility template; and the
+/// owner's token.
+async fn free_plan_with_a_utility_template() -> (Server, String) {
     let server = Server::start(WhatsApp::Simulator(Duration::from_millis(5))).await;
     let token = server.token("acme", Role::Owner);
     assert_eq!(server.register_number(&token, PNID, APP_SECRET).await.0, StatusCode::CREATED);
@@ -21,6 +23,12 @@ async fn usage_at_80_percent_of_the_limit_is_reported_once() {
         server.post(&token, "/v1/billing/plan", &json!({"plan": "free", "email": "owner@acme.test"})).await;
     assert_eq!(code, StatusCode::OK, "{plan}");
     server.create_template(&token, "order_update", "UTILITY", "Your order has shipped.").await;
+    (server, token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_at_80_percent_of_the_limit_is_reported_once() {
+    let (server, token) = free_plan_with_a_utility_template().await;
     // The free plan's limit is 100 billable messages: 80 is the warning level.
     // Each goes to another customer, as WhatsApp paces sends to any one of them.
     for i in 0..80 {
@@ -47,13 +55,7 @@ async fn usage_at_80_percent_of_the_limit_is_reported_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn marketing_stops_at_the_limit_of_a_plan_without_overage() {
-    let server = Server::start(WhatsApp::Simulator(Duration::from_millis(5))).await;
-    let token = server.token("acme", Role::Owner);
-    assert_eq!(server.register_number(&token, PNID, APP_SECRET).await.0, StatusCode::CREATED);
-    let (code, plan) =
-        server.post(&token, "/v1/billing/plan", &json!({"plan": "free", "email": "owner@acme.test"})).await;
-    assert_eq!(code, StatusCode::OK, "{plan}");
-    server.create_template(&token, "order_update", "UTILITY", "Your order has shipped.").await;
+    let (server, token) = free_plan_with_a_utility_template().await;
     server.create_template(&token, "spring_sale", "MARKETING", "Spring sale: 20 % off.").await;
     let send = |name: &str, i: u32| {
         json!({"from": PNID, "to": format!("1650555{i:04}"), "type": "template",

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
-use parley_functions::handlers::{schedule, WorkerHandler};
+use parley_functions::handlers::WorkerHandler;
 use parley_functions::lambda::{self, AwsRuntime};
 
 #[tokio::main]
@@ -49,55 +49,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             }))
             .await
         }
-        WorkerHandler::Invoicer => {
+        scheduled @ (WorkerHandler::WindowCloser
+        | WorkerHandler::Invoicer
+        | WorkerHandler::Dunning
+        | WorkerHandler::UsageNotices
+        | WorkerHandler::Archiver
+        | WorkerHandler::MessageCleanup
+        | WorkerHandler::TemplatePoller) => {
             lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
                 let runtime = runtime.clone();
-                async move { Ok::<_, lambda_runtime::Error>(runtime.invoice(&event.payload).await?) }
-            }))
-            .await
-        }
-        WorkerHandler::Dunning => {
-            lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
-                let runtime = runtime.clone();
-                async move { Ok::<_, lambda_runtime::Error>(runtime.dun().await?) }
-            }))
-            .await
-        }
-        WorkerHandler::UsageNotices => {
-            lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
-                let runtime = runtime.clone();
-                async move { Ok::<_, lambda_runtime::Error>(runtime.notify_usage().await?) }
-            }))
-            .await
-        }
-        WorkerHandler::Archiver => {
-            lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
-                let runtime = runtime.clone();
-                async move { Ok::<_, lambda_runtime::Error>(runtime.archive().await?) }
-            }))
-            .await
-        }
-        WorkerHandler::MessageCleanup => {
-            lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
-                let runtime = runtime.clone();
-                async move { Ok::<_, lambda_runtime::Error>(runtime.clean_up().await?) }
-            }))
-            .await
-        }
-        WorkerHandler::TemplatePoller => {
-            lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
-                let runtime = runtime.clone();
-                async move { Ok::<_, lambda_runtime::Error>(runtime.poll_templates().await?) }
-            }))
-            .await
-        }
-        WorkerHandler::WindowCloser => {
-            lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
-                let runtime = runtime.clone();
-                async move {
-                    let expired = schedule::close_windows(&runtime.app).await?;
-                    Ok::<_, lambda_runtime::Error>(serde_json::json!({ "expired": expired }))
-                }
+                async move { Ok::<_, lambda_runtime::Error>(runtime.run_scheduled(scheduled, &event.payload).await?) }
             }))
             .await
         }

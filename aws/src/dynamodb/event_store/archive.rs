@@ -104,9 +104,12 @@ impl DynamoEventStore {
     /// Sets or removes an item's archive TTL. On the tip it also sets `w` to
     /// the version, so the write's stream record announces no new events.
     async fn mark(&self, item: &Item, mark: Mark<'_>) -> Result<(), StoreError> {
-        let change = match mark {
-            Mark::Archived { .. } => "SET #x = :x",
-            Mark::Hot => "REMOVE #x",
+        let tip = kind(item)? == ItemKind::Tip;
+        let expression = match (mark, tip) {
+            (Mark::Archived { .. }, false) => "SET #x = :x",
+            (Mark::Archived { .. }, true) => "SET #x = :x, #w = #v",
+            (Mark::Hot, false) => "REMOVE #x",
+            (Mark::Hot, true) => "REMOVE #x SET #w = #v",
         };
         let mut update = self
             .client
@@ -114,6 +117,7 @@ impl DynamoEventStore {
             .table_name(&self.table)
             .key(PK, item[PK].clone())
             .key(SK, item[SK].clone())
+            .update_expression(expression)
             .condition_expression("attribute_exists(#p)")
             .expression_attribute_names("#p", PK)
             .expression_attribute_names("#x", ARCHIVED)
@@ -121,18 +125,9 @@ impl DynamoEventStore {
         if let Mark::Archived { expires } = mark {
             update = update.expression_attribute_values(":x", AttributeValue::N(expires.to_owned()));
         }
-        update = if kind(item)? == ItemKind::Tip {
-            let expression = match mark {
-                Mark::Archived { .. } => format!("{change}, #w = #v"),
-                Mark::Hot => format!("{change} SET #w = #v"),
-            };
-            update
-                .update_expression(expression)
-                .expression_attribute_names("#w", WRITTEN_AFTER)
-                .expression_attribute_names("#v", VERSION)
-        } else {
-            update.update_expression(change)
-        };
+        if tip {
+            update = update.expression_attribute_names("#w", WRITTEN_AFTER).expression_attribute_names("#v", VERSION);
+        }
         let output = update.send().await.map_err(unavailable)?;
         self.meter.record(Kind::Write, output.consumed_capacity());
         Ok(())

@@ -47,6 +47,8 @@ pub struct Ports {
     pub mailer: Arc<dyn Mailer>,
     pub identity: Arc<dyn IdentityProvider>,
     pub audit: Arc<dyn AuditLog>,
+    /// The blind index of message text (SPEC 5.2).
+    pub search: Arc<dyn crate::search::SearchIndex>,
 }
 
 /// Behaviour that is configuration, not wiring.
@@ -130,6 +132,8 @@ pub struct App {
     pub tenants: Repository<Tenant>,
     pub users: Repository<User>,
     pub throttles: Throttles,
+    /// Keys words into a tenant's search terms, over the search index.
+    pub blinder: Arc<crate::search::Blinder>,
     /// The back office's word on marketing sends (blocked at 100 % of the
     /// plan's limit without overage); set once the back office is composed,
     /// and held weakly since the back office holds the app.
@@ -161,7 +165,7 @@ impl Throttles {
 
 impl App {
     pub fn new(ports: Ports, settings: Settings) -> Arc<App> {
-        let sealer = Arc::new(EventSealer::new(ports.vault));
+        let sealer = Arc::new(EventSealer::new(ports.vault.clone()));
         let capacity = settings.cache_capacity;
         Arc::new(App {
             contacts: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), capacity),
@@ -176,6 +180,7 @@ impl App {
             tenants: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             users: Repository::new(ports.store.clone(), sealer.clone(), ports.clock.clone(), 10_000),
             throttles: Throttles::new(&settings),
+            blinder: Arc::new(crate::search::Blinder::new(ports.search, ports.vault.clone())),
             marketing_allowance: std::sync::OnceLock::new(),
             identity: ports.identity,
             audit: ports.audit,
@@ -191,5 +196,10 @@ impl App {
             mailer: ports.mailer,
             settings,
         })
+    }
+
+    /// What the search projection runs its events through.
+    pub fn search_indexer(&self) -> crate::search::SearchIndexer {
+        crate::search::SearchIndexer::new(self.sealer.clone(), self.blinder.clone())
     }
 }

@@ -24,6 +24,7 @@ pub mod ratelimit;
 pub mod readmodel;
 pub mod repo;
 pub mod sealing;
+pub mod search;
 pub mod services;
 
 pub use app::App;

@@ -21,6 +21,7 @@ pub mod number;
 pub mod optout;
 pub mod policy;
 pub mod ratelimit;
+pub mod search;
 pub mod status;
 pub mod template;
 pub mod tenant;

@@ -25,6 +25,7 @@ use parley_aws::config::AwsTarget;
 use parley_aws::dynamodb::stream::recorded_events_from_stream;
 use parley_aws::dynamodb::{
     DynamoAuditLog, DynamoEventStore, DynamoIdempotency, DynamoOpsReadModels, DynamoRateLimiter, DynamoReadModels,
+    DynamoSearchIndex,
 };
 use parley_aws::eventbridge::EventBridgeBus;
 use parley_aws::kms::KmsVault;
@@ -145,6 +146,7 @@ impl AwsRuntime {
         let store = Arc::new(DynamoEventStore::new(dynamodb.clone(), &resources.events_table));
         let read_models = Arc::new(DynamoReadModels::new(dynamodb.clone(), &resources.read_models_table));
         let audit = Arc::new(DynamoAuditLog::new(dynamodb.clone(), &resources.read_models_table));
+        let search = Arc::new(DynamoSearchIndex::new(dynamodb.clone(), &resources.read_models_table));
         let idempotency = Arc::new(DynamoIdempotency::new(dynamodb.clone(), &resources.idempotency_table));
         let rate_limiter = Arc::new(DynamoRateLimiter::new(dynamodb.clone(), &resources.idempotency_table));
         let vault = Arc::new(KmsVault::new(
@@ -177,6 +179,7 @@ impl AwsRuntime {
                 audit: identity.audit,
                 // Shared by every instance: the buckets live in DynamoDB.
                 rate_limiter,
+                search: search.clone(),
             },
             Settings::from_config(config)?,
         );
@@ -217,13 +220,19 @@ impl AwsRuntime {
             .collect()
     }
 
-    /// Projector: stream records -> read models (messaging and back office) and the audit log.
+    /// Projector: stream records -> read models (messaging and back office),
+    /// the search index and the audit log.
     pub async fn project(&self, event: DynamoDbEvent) -> DynamoDbEventResponse {
         let (read_models, ops_models, audit) = (&self.read_models, &self.ops_models, &self.audit);
-        streams::consume(Self::record_events(&event), |events| async move {
-            read_models.apply(&events).await?;
-            ops_models.apply(&events).await?;
-            audit.apply(&events).await
+        let indexer = self.app.search_indexer();
+        streams::consume(Self::record_events(&event), |events| {
+            let indexer = indexer.clone();
+            async move {
+                read_models.apply(&events).await?;
+                ops_models.apply(&events).await?;
+                self.app.blinder.index().apply(&indexer.changes(&events).await?).await?;
+                audit.apply(&events).await
+            }
         })
         .await
     }

@@ -18,6 +18,7 @@ use parley_app::ops::{Ops, OpsPorts};
 use parley_app::queue::SqliteQueue;
 use parley_app::readmodel::ops::SqliteOpsReadModels;
 use parley_app::readmodel::sqlite::SqliteReadModels;
+use parley_app::search::sqlite::SqliteSearchIndex;
 use parley_app::services::dispatcher::DispatchReactor;
 use parley_app::services::jobs::JobReactor;
 use parley_app::services::numbers::AppNumberDirectory;
@@ -80,6 +81,7 @@ impl Local {
         let identity =
             Arc::new(LocalIdentity::open(&dir.join("identity.db"), issuer.clone(), mailer.clone(), clock.clone())?);
         let audit = Arc::new(SqliteAuditLog::open(&dir.join("audit.db"))?);
+        let search = SqliteSearchIndex::open(&dir.join("search.db"))?;
 
         let simulated = config.whatsapp_api_base.is_none();
         let api_base =
@@ -103,11 +105,13 @@ impl Local {
                 mailer,
                 identity,
                 audit: audit.clone(),
+                search: search.clone(),
             },
             settings,
         );
         let mut all_projections = read_models.projections();
         all_projections.extend(ops_models.projections(app.sealer.clone()));
+        all_projections.push(search.projection(app.search_indexer()));
         let ops = Ops::new(
             app.clone(),
             OpsPorts {

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -12,6 +13,8 @@ use parley_app::auth::Role;
 use parley_app::readmodel::ops::SqliteOpsReadModels;
 use parley_app::readmodel::sqlite::SqliteReadModels;
 use parley_app::readmodel::{ConversationFilter, MessageView, ReadModels};
+use parley_app::search::sqlite::SqliteSearchIndex;
+use parley_app::search::{Blinder, SearchIndex, SearchIndexer};
 use parley_events::ProjectionRunner;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -91,6 +94,12 @@ async fn projections_rebuilt_from_zero_equal_the_incremental_ones_after_a_random
     let core = SqliteReadModels::open(&dir.path().join("readmodels.db")).unwrap();
     let mut projections = core.projections();
     projections.extend(ops.projections(server.app.sealer.clone()));
+    // The rebuilt index keys words with the tenant's stored key, as the live one does.
+    let search = SqliteSearchIndex::open(&dir.path().join("search.db")).unwrap();
+    let live_key = server.app.blinder.index().key("acme").await.unwrap().expect("acme has a search key");
+    search.put_key("acme", &live_key).await.unwrap();
+    let blinder = Arc::new(Blinder::new(search.clone(), server.app.sealer.vault().clone()));
+    projections.push(search.projection(SearchIndexer::new(server.app.sealer.clone(), blinder.clone())));
     ProjectionRunner::new(server.app.store.clone(), projections).catch_up().await.unwrap();
 
     assert_eq!(server.ops_models.dump().await.unwrap(), ops.dump().await.unwrap(), "seed {seed}");
@@ -105,5 +114,15 @@ async fn projections_rebuilt_from_zero_equal_the_incremental_ones_after_a_random
         "seed {seed}"
     );
     assert_eq!(server.app.read_models.numbers("acme").await.unwrap(), core.numbers("acme").await.unwrap());
+    let mut words: Vec<String> = ["message", "reply", "stop"].map(String::from).to_vec();
+    words.extend((0..80).map(|step| step.to_string()));
+    let mut found = 0;
+    for word in words {
+        let terms = blinder.terms("acme", &[word], false).await.unwrap().unwrap();
+        let live = server.app.blinder.index().search("acme", &terms, None, 200).await.unwrap();
+        assert_eq!(live, search.search("acme", &terms, None, 200).await.unwrap(), "seed {seed}");
+        found += live.items.len();
+    }
+    assert!(found > 0, "the workload's words are found");
     server.stop().await;
 }

@@ -153,6 +153,14 @@ async fn message_out(app: &App, m: MessageView) -> Result<MessageOut, AppError> 
     })
 }
 
+async fn page_out(app: &App, page: crate::readmodel::Page<MessageView>) -> Result<MessagePage, AppError> {
+    let mut items = Vec::with_capacity(page.items.len());
+    for m in page.items {
+        items.push(message_out(app, m).await?);
+    }
+    Ok(MessagePage { items, next_cursor: page.next_cursor })
+}
+
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// Send a message.
@@ -273,11 +281,38 @@ pub async fn list(
         .read_models
         .messages(&caller.tenant_id, q.conversation_id, q.cursor.as_deref(), super::page_limit(q.limit)?)
         .await?;
-    let mut items = Vec::with_capacity(page.items.len());
-    for m in page.items {
-        items.push(message_out(&app, m).await?);
-    }
-    Ok(axum::Json(MessagePage { items, next_cursor: page.next_cursor }))
+    Ok(axum::Json(page_out(&app, page).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SearchMessages {
+    /// Words to find, all of them (case and accents do not matter; words of
+    /// one character are ignored). At most 8 words and 200 characters.
+    pub q: String,
+    pub cursor: Option<String>,
+    /// 1 to 200, default 50.
+    pub limit: Option<usize>,
+}
+
+/// Search the tenant's messages: those whose text holds every word of `q`,
+/// newest first. Text, captions, file names, button and list titles and the
+/// rendered text of templates are searched; deleted messages are not found.
+#[utoipa::path(
+    get, path = "/v1/messages/search", tag = "messages", params(SearchMessages),
+    responses(
+        (status = 200, body = MessagePage),
+        (status = 422, description = "No word to search for, or too long a query", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn search(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Query(q): Query<SearchMessages>,
+) -> Result<axum::Json<MessagePage>, AppError> {
+    let page = app.search_messages(&caller, &q.q, q.cursor.as_deref(), super::page_limit(q.limit)?).await?;
+    Ok(axum::Json(page_out(&app, page).await?))
 }
 
 /// The file of a message: the bytes with their Content-Type.

@@ -43,6 +43,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/numbers/{id}", patch(numbers::update))
         .route("/v1/numbers/{id}/metrics", get(numbers::metrics))
         .route("/v1/messages", get(messages::list).post(messages::send))
+        .route("/v1/messages/search", get(messages::search))
         .route("/v1/messages/{id}", get(messages::get).delete(handling::delete_message))
         .route("/v1/messages/{id}/tags", get(handling::get_tags).put(handling::put_tags))
         .route("/v1/messages/{id}/media", get(messages::media))

@@ -20,6 +20,7 @@ use super::{conversations, media, messages, numbers, problem, webhooks};
         numbers::metrics,
         messages::send,
         messages::list,
+        messages::search,
         messages::get,
         messages::media,
         media::upload,

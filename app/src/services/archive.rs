@@ -44,6 +44,7 @@ use crate::ops::Ops;
 use crate::readmodel::MessageView;
 use crate::repo::{ExecuteError, Target};
 use crate::sealing::Meta;
+use crate::search::SearchChange;
 use crate::services::jobs::NewJob;
 
 /// The kinds of stream that archive (the segment after the tenant).
@@ -257,6 +258,12 @@ impl Ops {
         // Only now, with the copies stored, do the originals leave.
         self.app.store.archive_streams(stream_ids).await?;
         self.app.read_models.remove_messages(tenant_id, &messages).await?;
+        // Search covers the hot store only.
+        let forget: Vec<_> = messages
+            .iter()
+            .map(|&message_id| SearchChange::Forget { tenant_id: tenant_id.to_owned(), message_id })
+            .collect();
+        self.app.blinder.index().apply(&forget).await?;
         Ok(counts)
     }
 
@@ -350,6 +357,7 @@ impl Ops {
         let restored = self.app.store.restore_events(&events).await?;
         let before = self.app.read_models.count_messages(tenant_id).await?;
         self.app.read_models.restore_messages(&events).await?;
+        self.app.blinder.index().apply(&self.app.search_indexer().changes(&events).await?).await?;
         let after = self.app.read_models.count_messages(tenant_id).await?;
         Ok(Restored { archived: events.len(), events: restored, messages: after.saturating_sub(before) as usize })
     }

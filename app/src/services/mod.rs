@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod media;
 pub mod numbers;
 pub mod scheduler;
+pub mod search;
 pub mod send;
 pub mod sender;
 pub mod status;

@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod ops;
 pub mod rate_limiter;
 pub mod read_models;
+pub mod search;
 pub mod stream;
 
 pub use audit::DynamoAuditLog;
@@ -21,6 +22,7 @@ pub use idempotency::DynamoIdempotency;
 pub use ops::DynamoOpsReadModels;
 pub use rate_limiter::DynamoRateLimiter;
 pub use read_models::DynamoReadModels;
+pub use search::DynamoSearchIndex;
 pub use stream::{recorded_events_from_stream, StreamDecodeError};
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;

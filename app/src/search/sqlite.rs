@@ -1,0 +1,271 @@
+//! The search index in an embedded SQLite database, and the projection
+//! that feeds it: each batch's changes and the checkpoint commit in one
+//! transaction, so every event is applied exactly once.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use parley_events::{Projection, ProjectionError, RecordedEvent};
+use parley_vault::Sealed;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+
+use super::{SearchChange, SearchHit, SearchIndex, SearchIndexer};
+use crate::error::AppError;
+use crate::readmodel::ops::{from_micros, micros};
+use crate::readmodel::{cursor, Page};
+
+const PROJECTION: &str = "search";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS search_keys (tenant_id TEXT PRIMARY KEY, sealed TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS search_entries (
+    tenant_id TEXT NOT NULL, message_id TEXT NOT NULL, created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, message_id));
+CREATE TABLE IF NOT EXISTS search_terms (
+    tenant_id TEXT NOT NULL, term TEXT NOT NULL, created_at INTEGER NOT NULL, message_id TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, term, created_at, message_id)) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS search_terms_by_message ON search_terms(tenant_id, message_id, term);
+";
+
+pub struct SqliteSearchIndex {
+    writer: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
+}
+
+impl SqliteSearchIndex {
+    pub fn open(path: &Path) -> Result<Arc<Self>, AppError> {
+        let open = || -> Result<Connection, AppError> {
+            let c = Connection::open(path)?;
+            // Rebuildable from the log, checkpoints commit with the rows: NORMAL is enough.
+            c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")?;
+            Ok(c)
+        };
+        let writer = open()?;
+        writer.execute_batch(SCHEMA)?;
+        Ok(Arc::new(SqliteSearchIndex { writer: Arc::new(Mutex::new(writer)), reader: Arc::new(Mutex::new(open()?)) }))
+    }
+
+    /// The projection that builds this index through `indexer`.
+    pub fn projection(self: &Arc<Self>, indexer: SearchIndexer) -> Arc<dyn Projection> {
+        Arc::new(SearchProjection { index: self.clone(), indexer })
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, AppError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let conn = self.reader.clone();
+        tokio::task::spawn_blocking(move || f(&conn.lock().unwrap_or_else(|e| e.into_inner())))
+            .await
+            .map_err(AppError::internal)?
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, AppError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let conn = self.writer.clone();
+        tokio::task::spawn_blocking(move || f(&mut conn.lock().unwrap_or_else(|e| e.into_inner())))
+            .await
+            .map_err(AppError::internal)?
+    }
+
+    /// Applies changes and, when given, moves the projection's checkpoint, in one transaction.
+    async fn commit(&self, changes: Vec<SearchChange>, position: Option<u64>) -> Result<(), AppError> {
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            for change in &changes {
+                apply_change(&tx, change)?;
+            }
+            if let Some(position) = position {
+                tx.execute(
+                    "INSERT INTO checkpoints(name, position) VALUES (?1, ?2)
+                     ON CONFLICT(name) DO UPDATE SET position = excluded.position",
+                    params![PROJECTION, position as i64],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn apply_change(tx: &Transaction, change: &SearchChange) -> Result<(), AppError> {
+    match change {
+        SearchChange::Add { tenant_id, message_id, created_at, terms } => {
+            let id = message_id.to_string();
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO search_entries(tenant_id, message_id, created_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![tenant_id, id, micros(*created_at)])?;
+            let at: i64 = tx.query_row(
+                "SELECT created_at FROM search_entries WHERE tenant_id = ?1 AND message_id = ?2",
+                params![tenant_id, id],
+                |r| r.get(0),
+            )?;
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO search_terms(tenant_id, term, created_at, message_id) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for term in terms {
+                insert.execute(params![tenant_id, term, at, id])?;
+            }
+        }
+        SearchChange::Forget { tenant_id, message_id } => {
+            let id = message_id.to_string();
+            tx.prepare_cached("DELETE FROM search_terms WHERE tenant_id = ?1 AND message_id = ?2")?
+                .execute(params![tenant_id, id])?;
+            tx.prepare_cached("DELETE FROM search_entries WHERE tenant_id = ?1 AND message_id = ?2")?
+                .execute(params![tenant_id, id])?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl SearchIndex for SqliteSearchIndex {
+    async fn key(&self, tenant_id: &str) -> Result<Option<Sealed>, AppError> {
+        let tenant_id = tenant_id.to_owned();
+        let stored: Option<String> = self
+            .read(move |c| {
+                Ok(c.query_row("SELECT sealed FROM search_keys WHERE tenant_id = ?1", params![tenant_id], |r| r.get(0))
+                    .optional()?)
+            })
+            .await?;
+        stored.map(|s| serde_json::from_str(&s).map_err(AppError::from)).transpose()
+    }
+
+    async fn put_key(&self, tenant_id: &str, key: &Sealed) -> Result<Sealed, AppError> {
+        let (tenant_id, sealed) = (tenant_id.to_owned(), serde_json::to_string(key)?);
+        let stored: String = self
+            .write(move |c| {
+                c.execute(
+                    "INSERT OR IGNORE INTO search_keys(tenant_id, sealed) VALUES (?1, ?2)",
+                    params![tenant_id, sealed],
+                )?;
+                Ok(c.query_row("SELECT sealed FROM search_keys WHERE tenant_id = ?1", params![tenant_id], |r| {
+                    r.get(0)
+                })?)
+            })
+            .await?;
+        Ok(serde_json::from_str(&stored)?)
+    }
+
+    async fn apply(&self, changes: &[SearchChange]) -> Result<(), AppError> {
+        self.commit(changes.to_vec(), None).await
+    }
+
+    async fn search(
+        &self,
+        tenant_id: &str,
+        terms: &[String],
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<SearchHit>, AppError> {
+        let Some((first, rest)) = terms.split_first() else {
+            return Ok(Page { items: Vec::new(), next_cursor: None });
+        };
+        let after = cursor.map(cursor::decode).transpose()?;
+        // The first term's postings, newest first, narrowed by the others.
+        let mut sql =
+            String::from("SELECT t.message_id, t.created_at FROM search_terms t WHERE t.tenant_id = ? AND t.term = ?");
+        let mut args: Vec<rusqlite::types::Value> = vec![tenant_id.to_owned().into(), first.clone().into()];
+        for term in rest {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM search_terms o
+                  WHERE o.tenant_id = t.tenant_id AND o.message_id = t.message_id AND o.term = ?)",
+            );
+            args.push(term.clone().into());
+        }
+        if let Some((at, id)) = after {
+            sql.push_str(" AND (t.created_at < ? OR (t.created_at = ? AND t.message_id < ?))");
+            args.extend([at.into(), at.into(), id.to_string().into()]);
+        }
+        sql.push_str(" ORDER BY t.created_at DESC, t.message_id DESC LIMIT ?");
+        args.push((limit as i64 + 1).into());
+        let mut items = self
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(&sql)?;
+                let rows =
+                    stmt.query_map(params_from_iter(args), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+                let mut hits = Vec::new();
+                for row in rows {
+                    let (id, at) = row?;
+                    let message_id = id.parse().map_err(AppError::internal)?;
+                    hits.push(SearchHit { message_id, created_at: from_micros(at) });
+                }
+                Ok(hits)
+            })
+            .await?;
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|h| cursor::encode(micros(h.created_at), h.message_id))
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+}
+
+struct SearchProjection {
+    index: Arc<SqliteSearchIndex>,
+    indexer: SearchIndexer,
+}
+
+#[async_trait]
+impl Projection for SearchProjection {
+    fn name(&self) -> &str {
+        PROJECTION
+    }
+
+    async fn checkpoint(&self) -> Result<u64, ProjectionError> {
+        self.index
+            .read(|c| {
+                let p: Option<i64> = c
+                    .query_row("SELECT position FROM checkpoints WHERE name = ?1", params![PROJECTION], |r| r.get(0))
+                    .optional()?;
+                Ok(p.unwrap_or(0) as u64)
+            })
+            .await
+            .map_err(ProjectionError::read_model)
+    }
+
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        let Some(last) = events.last().map(|e| e.global_position) else { return Ok(()) };
+        let changes = self.indexer.changes(events).await.map_err(ProjectionError::read_model)?;
+        self.index.commit(changes, Some(last)).await.map_err(ProjectionError::read_model)
+    }
+
+    /// Forgets every entry; the tenants' keys stay (they are sealed, and a
+    /// rebuild keys the same words the same way).
+    async fn reset(&self) -> Result<(), ProjectionError> {
+        self.index
+            .write(|c| {
+                c.execute_batch(
+                    "DELETE FROM search_terms; DELETE FROM search_entries;
+                     DELETE FROM checkpoints WHERE name = 'search';",
+                )?;
+                Ok(())
+            })
+            .await
+            .map_err(ProjectionError::read_model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn conforms() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        super::super::conformance::run_search_index_suite(|| {
+            let path = dir.path().join(format!("search-{}.db", n.fetch_add(1, std::sync::atomic::Ordering::SeqCst)));
+            async move { SqliteSearchIndex::open(&path).unwrap() as Arc<dyn SearchIndex> }
+        })
+        .await;
+    }
+}

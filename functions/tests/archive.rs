@@ -72,6 +72,12 @@ async fn reply(server: &Server, token: &str, to: &str, text: &str) -> (Uuid, Str
     (id, wamid)
 }
 
+/// Messages of acme the search index holds for `word`.
+async fn indexed(server: &Server, word: &str) -> usize {
+    let terms = server.app.blinder.terms("acme", &[word.to_owned()], false).await.unwrap().expect("a search key");
+    server.app.blinder.index().search("acme", &terms, None, 100).await.unwrap().items.len()
+}
+
 async fn export(server: &Server, token: &str, filter: Value) -> Vec<Vec<String>> {
     let (code, accepted) = server.post(token, "/v1/messages/export", &filter).await;
     assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
@@ -156,6 +162,7 @@ async fn a_month_is_archived_exported_and_restored_unchanged() {
     }
     before_events.sort_by_key(|e| e.global_position);
     let total_before = server.app.read_models.count_messages("acme").await.unwrap();
+    assert_eq!((indexed(&server, "hello").await, indexed(&server, "answer").await), (3, 3));
 
     // May 1st: the daily pass queues the archive run (90 days: before January 31st).
     clock.set(Utc.with_ymd_and_hms(2026, 5, 1, 0, 5, 0).unwrap());
@@ -200,6 +207,9 @@ async fn a_month_is_archived_exported_and_restored_unchanged() {
     assert!(server.app.read_models.message("acme", late_id).await.unwrap().is_some(), "in use: hot");
     assert!(server.app.read_models.message("acme", february).await.unwrap().is_some());
     assert_eq!(server.app.read_models.count_messages("acme").await.unwrap(), total_before - archived_ids.len() as u64);
+    // Search covers the hot store: only the late reply is still found.
+    assert_eq!((indexed(&server, "hello").await, indexed(&server, "answer").await), (0, 1));
+    assert_eq!(indexed(&server, "february").await, 1);
 
     // The blobs hold gzip JSON lines equal to the events and the rows.
     let events_blob = server.app.blobs.get(&events_key("acme", jan)).await.unwrap().unwrap();
@@ -255,6 +265,7 @@ async fn a_month_is_archived_exported_and_restored_unchanged() {
     let twice = server.ops.restore_month("acme", jan).await.unwrap();
     assert_eq!((twice.events, twice.messages), (0, 0), "restoring twice changes nothing");
     assert_eq!(server.app.read_models.count_messages("acme").await.unwrap(), total_before);
+    assert_eq!((indexed(&server, "hello").await, indexed(&server, "answer").await), (3, 3), "found again");
     server.stop().await;
 }
 

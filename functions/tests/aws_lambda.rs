@@ -232,11 +232,24 @@ async fn webhook_to_read_model_to_send_through_the_lambda_handlers() {
     let response = d.runtime.project(batch).await;
     assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
     let id = queued["id"].as_str().unwrap();
-    let request = api_gateway_request("GET", &format!("/v1/messages/{id}"), bearer, None);
-    let (status, message) = invoke(parley_app::http::router(app), request).await;
+    let request = api_gateway_request("GET", &format!("/v1/messages/{id}"), bearer.clone(), None);
+    let (status, message) = invoke(parley_app::http::router(app.clone()), request).await;
     assert_eq!(status, StatusCode::OK, "{message}");
     assert!(message["wamid"].as_str().is_some_and(|w| w.starts_with("wamid.")), "{message}");
     assert_eq!(message["attempts"], 1, "{message}");
+
+    // The projector indexed both messages' words for search, keyed with a
+    // search key it sealed with KMS.
+    for (query, expected) in [("another color", "inbound"), ("HELLO lambda", "outbound"), ("hello color", "")] {
+        let path = format!("/v1/messages/search?q={}", query.replace(' ', "+"));
+        let request = api_gateway_request("GET", &path, bearer.clone(), None);
+        let (status, found) = invoke(parley_app::http::router(app.clone()), request).await;
+        assert_eq!(status, StatusCode::OK, "{found}");
+        let directions: Vec<&str> =
+            found["items"].as_array().expect("items").iter().filter_map(|m| m["direction"].as_str()).collect();
+        let expected: Vec<&str> = [expected].into_iter().filter(|d| !d.is_empty()).collect();
+        assert_eq!(directions, expected, "{query}: {found}");
+    }
 }
 
 /// A priced `sent` status of a message of `tenant`, appended as the status

@@ -54,6 +54,8 @@ cargo test --workspace --all-targets --features parley-functions/lambda --no-fai
 # ---- infrastructure ------------------------------------------------------------
 step "cfn-lint template.yaml"
 "$VENV/bin/cfn-lint" template.yaml
+step "template.yaml: functions with KMS grants reach the keys table"
+"$VENV/bin/python" scripts/check_template_policies.py template.yaml
 
 if [ -d infrastructure ]; then
   if command -v terraform >/dev/null 2>&1; then

@@ -4,20 +4,23 @@
 //! | --- | --- | --- | --- |
 //! | key | `SKEY#tenant` | `#` | `sealed`: the tenant's sealed search key |
 //! | entry | `SDOC#tenant#message` | `#` | `at`: order key; `terms`: every term of the message |
-//! | posting | `STERM#tenant#term` | `created#message` | `terms`: every term of the message |
+//! | posting | `STERM#tenant#term` | `created#message` | none |
 //!
-//! A query reads the postings of one term, newest first, and keeps those
-//! whose `terms` hold every other term of the query (a filter expression),
-//! so a query of several words costs the reads of one word's postings. The
-//! application puts the longest word first, which is usually the rarest.
-//! Adding terms to an entry rewrites the entry and each of its postings
-//! with the union; one message's changes come from one stream, which
-//! DynamoDB Streams delivers in order to one projector at a time.
+//! A posting is its key alone (about 130 bytes), so indexing a message of
+//! N distinct words writes N postings of 1 WCU each plus its entry: the cost
+//! grows with the words, not with their square. A query reads the postings
+//! of one term, newest first, and checks each candidate against the other
+//! terms by key (`BatchGetItem` of the postings it would have), so a query of
+//! several words costs the reads of one word's postings plus half a read
+//! unit per candidate and further word. The application puts the longest word
+//! first, which is usually the rarest. One message's changes come from one
+//! stream, which DynamoDB Streams delivers in order to one projector at a
+//! time.
 
 use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use parley_app::error::AppError;
 use parley_app::readmodel::{cursor, Page};
@@ -30,6 +33,8 @@ use super::read_models::{before_cursor, internal, order_key, s, PK, ROW, SK};
 
 /// Items per `BatchWriteItem` call.
 const BATCH: usize = 25;
+/// Keys per `BatchGetItem` call.
+const BATCH_GET: usize = 100;
 /// Postings read per query page.
 const PAGE_READ: i32 = 100;
 /// Query pages one search reads at most before answering with what it
@@ -107,21 +112,17 @@ impl DynamoSearchIndex {
         let order =
             existing.as_ref().map_or_else(|| order_key(created_at.timestamp_micros(), message_id), |e| e.order.clone());
         let before = existing.map(|e| e.terms).unwrap_or_default();
-        let all: BTreeSet<String> = before.iter().cloned().chain(terms.iter().cloned()).collect();
-        if all.is_empty() || (all == before && !before.is_empty()) {
+        let new: BTreeSet<&String> = terms.iter().filter(|t| !before.contains(*t)).collect();
+        if new.is_empty() {
             return Ok(());
         }
-        let set = AttributeValue::Ss(all.iter().cloned().collect());
-        let mut writes = Vec::with_capacity(all.len() + 1);
-        for term in &all {
-            let mut posting = item(posting_pk(tenant_id, term), order.clone());
-            posting.insert("terms".into(), set.clone());
-            writes.push(put(posting));
-        }
+        let mut writes: Vec<WriteRequest> =
+            new.iter().map(|term| put(item(posting_pk(tenant_id, term), order.clone()))).collect();
         // The entry last: until it lists a term, a retry writes that term's posting again.
+        let all: Vec<String> = before.iter().cloned().chain(new.into_iter().cloned()).collect();
         let mut entry = item(entry_pk(tenant_id, message_id), ROW.into());
         entry.insert("at".into(), s(order));
-        entry.insert("terms".into(), set);
+        entry.insert("terms".into(), AttributeValue::Ss(all));
         writes.push(put(entry));
         self.write(writes).await
     }
@@ -157,6 +158,46 @@ impl DynamoSearchIndex {
             }
         }
         Ok(())
+    }
+}
+
+impl DynamoSearchIndex {
+    /// The candidates (posting sort keys) that also have a posting of every
+    /// one of `terms`.
+    async fn having_all(
+        &self,
+        tenant_id: &str,
+        candidates: &[String],
+        terms: &[String],
+    ) -> Result<BTreeSet<String>, AppError> {
+        let keys: Vec<HashMap<String, AttributeValue>> = candidates
+            .iter()
+            .flat_map(|sk| terms.iter().map(move |term| item(posting_pk(tenant_id, term), sk.clone())))
+            .collect();
+        let mut found: HashMap<String, usize> = HashMap::new();
+        for chunk in keys.chunks(BATCH_GET) {
+            let mut pending =
+                Some(KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).build().map_err(internal)?);
+            for attempt in 0.. {
+                let Some(request) = pending.take() else { break };
+                let out =
+                    self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(internal)?;
+                let items = out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default();
+                for got in items {
+                    if let Some(sk) = got.get(SK).and_then(|v| v.as_s().ok()) {
+                        *found.entry(sk.clone()).or_default() += 1;
+                    }
+                }
+                pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
+                if pending.is_some() {
+                    if attempt == MAX_BATCH_RETRIES {
+                        return Err(AppError::internal("search index: batch reads stayed unprocessed"));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                }
+            }
+        }
+        Ok(found.into_iter().filter(|(_, n)| *n == terms.len()).map(|(sk, _)| sk).collect())
     }
 }
 
@@ -257,16 +298,15 @@ impl SearchIndex for DynamoSearchIndex {
                     .expression_attribute_values(":before", s(b.clone())),
                 None => query.key_condition_expression("#pk = :pk"),
             };
-            if !rest.is_empty() {
-                let conditions: Vec<String> = (0..rest.len()).map(|i| format!("contains(#terms, :t{i})")).collect();
-                query = query.filter_expression(conditions.join(" AND ")).expression_attribute_names("#terms", "terms");
-                for (i, term) in rest.iter().enumerate() {
-                    query = query.expression_attribute_values(format!(":t{i}"), s(term.clone()));
-                }
-            }
             let out = query.send().await.map_err(internal)?;
-            for found in out.items() {
-                let sort_key = found.get(SK).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default();
+            let candidates: Vec<String> =
+                out.items().iter().filter_map(|found| found.get(SK).and_then(|v| v.as_s().ok()).cloned()).collect();
+            let matching = if rest.is_empty() {
+                candidates.iter().cloned().collect()
+            } else {
+                self.having_all(tenant_id, &candidates, rest).await?
+            };
+            for sort_key in candidates.iter().filter(|sk| matching.contains(*sk)) {
                 items.push(hit(sort_key)?);
                 // One more than asked for: there is a next page.
                 if items.len() > limit {

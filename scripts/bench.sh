@@ -60,3 +60,19 @@ print(f"messages stored    : {s['messages']} (event log head {s['event_log_head'
 if s["messages"] != sent:
     print("LOST MESSAGES", file=sys.stderr); sys.exit(1)
 PY
+
+# Search over what was stored: every message says "message"; each has its
+# own sequence number. Medians of repeated queries, first page (50 items).
+search_ms() {
+  local q=$1 times=()
+  for _ in $(seq 21); do
+    times+=("$(curl -sf -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $TOKEN" \
+      "http://127.0.0.1:$PORT/v1/messages/search?q=$q")")
+  done
+  printf '%s\n' "${times[@]}" | sort -n | sed -n 11p | awk '{printf "%.2f", $1 * 1000}'
+}
+RARE=$((MESSAGES / 2))
+echo "search, one rare word   : $(search_ms "$RARE") ms (median of 21)"
+echo "search, one common word : $(search_ms message) ms"
+echo "search, common + rare   : $(search_ms "message+$RARE") ms"
+echo "search, no match        : $(search_ms "message+nomatch") ms"

@@ -16,6 +16,9 @@ use crate::readmodel::ops::{from_micros, micros};
 use crate::readmodel::{cursor, Page};
 
 const PROJECTION: &str = "search";
+/// Postings counted per term to find a query's rarest one: past this many,
+/// a term is common enough that which common term drives matters little.
+const RARITY_CAP: i64 = 10_000;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
@@ -164,29 +167,47 @@ impl SearchIndex for SqliteSearchIndex {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page<SearchHit>, AppError> {
-        let Some((first, rest)) = terms.split_first() else {
+        if terms.is_empty() {
             return Ok(Page { items: Vec::new(), next_cursor: None });
-        };
+        }
         let after = cursor.map(cursor::decode).transpose()?;
-        // The first term's postings, newest first, narrowed by the others.
-        let mut sql =
-            String::from("SELECT t.message_id, t.created_at FROM search_terms t WHERE t.tenant_id = ? AND t.term = ?");
-        let mut args: Vec<rusqlite::types::Value> = vec![tenant_id.to_owned().into(), first.clone().into()];
-        for term in rest {
-            sql.push_str(
-                " AND EXISTS (SELECT 1 FROM search_terms o
-                  WHERE o.tenant_id = t.tenant_id AND o.message_id = t.message_id AND o.term = ?)",
-            );
-            args.push(term.clone().into());
-        }
-        if let Some((at, id)) = after {
-            sql.push_str(" AND (t.created_at < ? OR (t.created_at = ? AND t.message_id < ?))");
-            args.extend([at.into(), at.into(), id.to_string().into()]);
-        }
-        sql.push_str(" ORDER BY t.created_at DESC, t.message_id DESC LIMIT ?");
-        args.push((limit as i64 + 1).into());
+        let (tenant, terms) = (tenant_id.to_owned(), terms.to_vec());
         let mut items = self
             .read(move |c| {
+                // The rarest term drives: its postings are walked newest
+                // first and checked against the others by key.
+                let mut counted = Vec::with_capacity(terms.len());
+                for term in terms {
+                    let n: i64 = c
+                        .prepare_cached(
+                            "SELECT COUNT(*) FROM (SELECT 1 FROM search_terms WHERE tenant_id = ?1 AND term = ?2 LIMIT ?3)",
+                        )?
+                        .query_row(params![tenant, term, RARITY_CAP], |r| r.get(0))?;
+                    counted.push((n, term));
+                }
+                counted.sort();
+                if counted[0].0 == 0 {
+                    return Ok(Vec::new());
+                }
+                let mut sql = String::from(
+                    "SELECT t.message_id, t.created_at FROM search_terms t WHERE t.tenant_id = ? AND t.term = ?",
+                );
+                let mut args: Vec<rusqlite::types::Value> = vec![tenant.into()];
+                for (i, (_, term)) in counted.into_iter().enumerate() {
+                    if i > 0 {
+                        sql.push_str(
+                            " AND EXISTS (SELECT 1 FROM search_terms o
+                              WHERE o.tenant_id = t.tenant_id AND o.message_id = t.message_id AND o.term = ?)",
+                        );
+                    }
+                    args.push(term.into());
+                }
+                if let Some((at, id)) = after {
+                    sql.push_str(" AND (t.created_at < ? OR (t.created_at = ? AND t.message_id < ?))");
+                    args.extend([at.into(), at.into(), id.to_string().into()]);
+                }
+                sql.push_str(" ORDER BY t.created_at DESC, t.message_id DESC LIMIT ?");
+                args.push((limit as i64 + 1).into());
                 let mut stmt = c.prepare_cached(&sql)?;
                 let rows =
                     stmt.query_map(params_from_iter(args), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;

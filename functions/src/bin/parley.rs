@@ -110,7 +110,7 @@ enum TemplatesCommand {
 enum ProjectionsCommand {
     /// Rebuild read models from the event log, from zero.
     Rebuild {
-        /// One projection (messages, conversations, numbers, jobs, analytics, billing-usage, invoices); all when absent.
+        /// One projection (messages, conversations, numbers, jobs, analytics, billing-usage, invoices, search); all when absent.
         #[arg(long)]
         name: Option<String>,
     },

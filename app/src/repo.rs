@@ -167,6 +167,14 @@ impl<S: Aggregate> Repository<S> {
         Err(ExecuteError::Failed(AppError::Busy))
     }
 
+    /// Drops the cached state of a stream: the next load folds its events
+    /// again (after a contact's key is destroyed, without the plain text the
+    /// cached state still held).
+    pub fn forget_cached(&self, stream_id: &str) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.remove(stream_id);
+    }
+
     fn cached(&self, stream_id: &str) -> Option<Loaded<S>> {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.get(stream_id)
@@ -216,6 +224,12 @@ impl<S> StateCache<S> {
 
     fn get(&self, key: &str) -> Option<Loaded<S>> {
         self.entries.get(key).map(|(s, v)| Loaded { state: s.clone(), version: *v })
+    }
+
+    fn remove(&mut self, key: &str) {
+        if self.entries.remove(key).is_some() {
+            self.order.retain(|k| k != key);
+        }
     }
 
     fn put(&mut self, key: &str, state: Arc<S>, version: u64) {

@@ -46,6 +46,8 @@ impl Contact {
 
     pub fn evolve(mut self, event: &Event) -> Self {
         match event {
+            // Nothing of the contact is kept; a later message starts a new one.
+            Event::ContactErased { .. } => self = Contact::default(),
             Event::ContactCreated { wa_id, name, at } => {
                 self.exists = true;
                 self.created_at = Some(*at);

@@ -151,6 +151,14 @@ pub fn upsert(
     }
 }
 
+/// GDPR erasure of an existing contact, asked for by `by`.
+pub fn erase(state: &Contact, by: &str, now: DateTime<Utc>) -> Result<Vec<Event>, DirectoryError> {
+    if !state.exists {
+        return Err(DirectoryError::NotFound);
+    }
+    Ok(vec![Event::ContactErased { at: now, by: by.to_owned() }])
+}
+
 /// An agent or system opts the contact out (`source` says which).
 pub fn opt_out(state: &Contact, source: OptSource, now: DateTime<Utc>) -> Result<Vec<Event>, DirectoryError> {
     if !state.exists {
@@ -283,6 +291,22 @@ mod tests {
         ));
         let nested = ContactPatch { attributes: Some(attrs(json!({"k": {"x": 1}}))), ..Default::default() };
         assert!(create(&Contact::default(), "351912345678", nested, t(0)).is_err());
+    }
+
+    #[test]
+    fn erasure_forgets_the_contact_and_a_new_one_can_start() {
+        let patch =
+            ContactPatch { name: Some(Some("Ana".into())), tags: Some(vec!["vip".into()]), ..Default::default() };
+        let mut events = create(&Contact::default(), "351912345678", patch, t(0)).unwrap();
+        events.extend(opt_out(&fold(&events), OptSource::Api, t(1)).unwrap());
+        let erased = erase(&fold(&events), "admin-1", t(2)).unwrap();
+        assert_eq!(erased, vec![Event::ContactErased { at: t(2), by: "admin-1".into() }]);
+        events.extend(erased);
+        let gone = fold(&events);
+        assert_eq!(gone, Contact::default(), "no name, tags, attributes or opt state remain");
+        assert_eq!(erase(&gone, "admin-1", t(3)), Err(DirectoryError::NotFound), "erased once");
+        events.extend(create(&gone, "351912345678", ContactPatch::default(), t(4)).unwrap());
+        assert!(fold(&events).exists, "the same number may become a contact again");
     }
 
     #[test]

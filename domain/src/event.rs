@@ -87,6 +87,13 @@ pub enum Event {
         attributes: Option<serde_json::Map<String, serde_json::Value>>,
         at: DateTime<Utc>,
     },
+    /// GDPR erasure (SPEC 6.4): the contact's data key is destroyed, so every
+    /// personal field sealed with it, in every event, reads as null. This
+    /// event is the record that it happened (and who asked for it).
+    ContactErased {
+        at: DateTime<Utc>,
+        by: String,
+    },
 
     // ---- templates ----
     TemplateSubmitted {
@@ -408,6 +415,7 @@ impl Event {
             Event::ContactOptedOut { .. } => "ContactOptedOut",
             Event::ContactOptedIn { .. } => "ContactOptedIn",
             Event::ContactUpdated { .. } => "ContactUpdated",
+            Event::ContactErased { .. } => "ContactErased",
             Event::ContactMarketingPreferenceChanged { .. } => "ContactMarketingPreferenceChanged",
             Event::OptKeywordsConfigured { .. } => "OptKeywordsConfigured",
             Event::TemplateSubmitted { .. } => "TemplateSubmitted",

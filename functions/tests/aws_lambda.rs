@@ -250,6 +250,24 @@ async fn webhook_to_read_model_to_send_through_the_lambda_handlers() {
         let expected: Vec<&str> = [expected].into_iter().filter(|d| !d.is_empty()).collect();
         assert_eq!(directions, expected, "{query}: {found}");
     }
+
+    // GDPR erasure: the contact's KMS-wrapped data key is destroyed, its
+    // search terms dropped, its directory row taken out of the listing.
+    let request = api_gateway_request("DELETE", &format!("/v1/contacts/{CUSTOMER}"), bearer.clone(), None);
+    let (status, erasure) = invoke(parley_app::http::router(app.clone()), request).await;
+    assert_eq!(status, StatusCode::OK, "{erasure}");
+    assert_eq!(erasure["messages"], 2, "{erasure}");
+    let response = d.runtime.project(next_stream_batch(&d, &mut seen).await).await;
+    assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
+    for path in [format!("/v1/messages/{id}"), "/v1/messages/search?q=hello+lambda".into(), "/v1/contacts".into()] {
+        let request = api_gateway_request("GET", &path, bearer.clone(), None);
+        let (status, body) = invoke(parley_app::http::router(app.clone()), request).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        match body.get("items") {
+            Some(items) => assert_eq!(items, &json!([]), "{path}: {body}"),
+            None => assert_eq!(body["content"], Value::Null, "{path}: {body}"),
+        }
+    }
 }
 
 /// A priced `sent` status of a message of `tenant`, appended as the status

@@ -156,6 +156,8 @@ fn at_rest(body: Value) -> Value {
         Value::Object(mut fields) => {
             fields.remove("from");
             fields.remove("to");
+            // An export says when it was made.
+            fields.remove("exported_at");
             Value::Object(fields)
         }
         other => other,

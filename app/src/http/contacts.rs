@@ -13,6 +13,7 @@ use crate::auth::Caller;
 use crate::error::AppError;
 use crate::readmodel::ContactFilter;
 use crate::services::contacts::{ContactOut, CreateContact, ImportReport, OptKeywords, UpdateContact};
+use crate::services::privacy::Erasure;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ContactPage {
@@ -183,7 +184,63 @@ pub async fn put_keywords(
     Ok(axum::Json(app.configure_opt_keywords(&caller, body).await?))
 }
 
+/// Everything held about a contact (GDPR export).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ContactExport {
+    pub exported_at: chrono::DateTime<chrono::Utc>,
+    pub contact: ContactOut,
+    /// The contact's conversations with each of the tenant's numbers.
+    pub conversations: Vec<super::conversations::ConversationOut>,
+    /// Their messages, oldest first, with content opened.
+    pub messages: Vec<super::messages::MessageOut>,
+}
+
+/// Export everything held about a contact (GDPR, owners and admins): the
+/// directory entry, the conversations and every message in the hot store.
+/// Archived months are read back with `POST /v1/messages/export`.
+#[utoipa::path(
+    get, path = "/v1/contacts/{wa_id}/export", tag = "contacts", params(("wa_id" = String, Path)),
+    responses((status = 200, body = ContactExport), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn export(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(wa_id): Path<String>,
+) -> Result<axum::Json<ContactExport>, AppError> {
+    let history = app.contact_history(&caller, &wa_id).await?;
+    let contact = app.contact(&caller, &wa_id).await?;
+    let now = app.clock.now();
+    let mut conversations = Vec::with_capacity(history.conversations.len());
+    for c in history.conversations {
+        conversations.push(super::conversations::conversation_out(&app, c, now).await?);
+    }
+    let mut messages = Vec::with_capacity(history.messages.len());
+    for m in history.messages {
+        messages.push(super::messages::message_out(&app, m).await?);
+    }
+    Ok(axum::Json(ContactExport { exported_at: now, contact, conversations, messages }))
+}
+
+/// Erase a contact (GDPR, owners and admins): its data key is destroyed, so
+/// its name, attributes and every message's content read as null from now
+/// on; its directory entry, search terms and stored media files are removed.
+/// The events stay, unreadable. A later message from the same number starts
+/// a new contact.
+#[utoipa::path(
+    delete, path = "/v1/contacts/{wa_id}", tag = "contacts", params(("wa_id" = String, Path)),
+    responses((status = 200, body = Erasure), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn erase(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(wa_id): Path<String>,
+) -> Result<axum::Json<Erasure>, AppError> {
+    Ok(axum::Json(app.erase_contact(&caller, &wa_id).await?))
+}
+
 /// The OpenAPI description of these routes, merged into the API's document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list, create, get, update, opt_out, opt_in, import, get_keywords, put_keywords))]
+#[openapi(paths(list, create, get, update, opt_out, opt_in, import, get_keywords, put_keywords, export, erase))]
 pub struct ContactsApi;

@@ -86,7 +86,11 @@ pub struct ConversationPage {
     pub next_cursor: Option<String>,
 }
 
-async fn conversation_out(app: &App, c: ConversationView, now: DateTime<Utc>) -> Result<ConversationOut, AppError> {
+pub(super) async fn conversation_out(
+    app: &App,
+    c: ConversationView,
+    now: DateTime<Utc>,
+) -> Result<ConversationOut, AppError> {
     let name = app.sealer.open_value(&c.contact_name).await?;
     let last_message = match c.last_message {
         Some(mut preview) => {

@@ -117,7 +117,7 @@ pub struct MessagePage {
     pub next_cursor: Option<String>,
 }
 
-async fn message_out(app: &App, m: MessageView) -> Result<MessageOut, AppError> {
+pub(super) async fn message_out(app: &App, m: MessageView) -> Result<MessageOut, AppError> {
     Ok(MessageOut {
         content: app.sealer.open_value(&m.content).await?,
         id: m.id,

@@ -29,6 +29,7 @@ pub const AUDITED: &[&str] = &[
     "EmailVerified",
     "PasswordChanged",
     "SessionRevoked",
+    "ContactErased",
 ];
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]

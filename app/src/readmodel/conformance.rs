@@ -57,6 +57,8 @@ where
     number_activity_counts_what_each_number_sent(models, projector).await;
     let (models, projector) = make().await;
     inbound_media_goes_from_pending_to_stored_or_failed(models, projector).await;
+    let (models, projector) = make().await;
+    erased_contacts_leave_the_directory_until_they_come_back(models, projector).await;
 }
 
 const TENANT: &str = "tenant-rm";
@@ -805,4 +807,37 @@ async fn inbound_media_goes_from_pending_to_stored_or_failed(
     assert_eq!(listed.media, Some(stored));
     // Another tenant sees none of it.
     assert!(models.message("tenant-other", image).await.expect("query").is_none());
+}
+
+pub async fn erased_contacts_leave_the_directory_until_they_come_back(
+    models: Arc<dyn ReadModels>,
+    projector: Arc<dyn Projector>,
+) {
+    let mut log = Log::new();
+    let at = "2026-11-02T09:00:00Z";
+    let stream = |wa_id: &str| parley_domain::ids::contact_stream(TENANT, wa_id);
+    let created = |name: &str| json!({"wa_id": "ignored", "name": name, "at": at});
+    let events = vec![
+        log.event(TENANT, &stream("351910000001"), "ContactCreated", created("Ana")),
+        log.event(TENANT, &stream("351910000002"), "ContactCreated", created("Rui")),
+        log.event(TENANT, &stream("351910000001"), "ContactOptedOut", json!({"at": at, "source": "api"})),
+        log.event(TENANT, &stream("351910000001"), "ContactErased", json!({"at": at, "by": "admin"})),
+    ];
+    projector.project(&events).await.expect("project");
+    projector.project(&events).await.expect("a redelivery changes nothing");
+    let listed = |models: Arc<dyn ReadModels>| async move {
+        let page = models.contacts(TENANT, &Default::default(), None, 50).await.expect("contacts");
+        page.items.into_iter().map(|c| (c.wa_id, c.name, c.opted_out)).collect::<Vec<_>>()
+    };
+    assert_eq!(listed(models.clone()).await, [("351910000002".to_string(), json!("Rui"), false)]);
+    let filter = super::ContactFilter { opted_out: Some(true), tag: None };
+    assert!(models.contacts(TENANT, &filter, None, 50).await.expect("contacts").items.is_empty());
+
+    // The same number writes again: a new contact, with nothing of the old one.
+    let again = vec![log.event(TENANT, &stream("351910000001"), "ContactCreated", created("Ana B."))];
+    projector.project(&again).await.expect("project");
+    assert_eq!(
+        listed(models).await,
+        [("351910000001".to_string(), json!("Ana B."), false), ("351910000002".to_string(), json!("Rui"), false)]
+    );
 }

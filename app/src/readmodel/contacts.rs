@@ -32,6 +32,10 @@ pub(super) fn project_contact(tx: &Transaction<'_>, e: &RecordedEvent) -> Result
             )?
             .execute(params![tenant, wa_id, t == "ContactOptedOut", at, d["source"].as_str(), v])?;
         }
+        "ContactErased" => {
+            tx.prepare_cached("DELETE FROM contacts WHERE tenant_id = ?1 AND wa_id = ?2")?
+                .execute(params![tenant, wa_id])?;
+        }
         "ContactUpdated" => {
             let tags = d.get("tags").filter(|t| !t.is_null()).map(Value::to_string);
             let attributes = d.get("attributes").filter(|a| !a.is_null()).map(Value::to_string);

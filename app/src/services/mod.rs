@@ -13,6 +13,7 @@ pub mod invoice_pdf;
 pub mod jobs;
 pub mod media;
 pub mod numbers;
+pub mod privacy;
 pub mod scheduler;
 pub mod search;
 pub mod send;

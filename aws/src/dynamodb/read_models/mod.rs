@@ -205,7 +205,11 @@ impl Stored for TemplateRow {
 }
 
 impl Stored for ContactRow {
+    /// An erased contact leaves the directory's index: it is listed no more.
     fn index_keys(&self) -> Vec<(&'static str, String)> {
+        if self.erased {
+            return Vec::new();
+        }
         vec![("g2pk", format!("CTS#{}", self.tenant_id)), ("g2sk", self.wa_id.clone())]
     }
 }

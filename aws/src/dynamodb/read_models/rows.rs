@@ -521,6 +521,10 @@ pub struct ContactRow {
     pub tags: Vec<String>,
     pub attributes: String,
     pub created_at: i64,
+    /// Erased (GDPR): the row keeps only its key, out of every listing,
+    /// until the number becomes a contact again.
+    #[serde(default)]
+    pub erased: bool,
 }
 
 impl ContactRow {
@@ -528,7 +532,17 @@ impl ContactRow {
     pub fn apply(row: Option<Self>, tenant_id: &str, wa_id: &str, event: &RecordedEvent) -> Option<Self> {
         let d = &event.data;
         let at = parse_time(&d["at"]).unwrap_or_else(|| micros(event.recorded_at));
-        match (event.event_type.as_str(), row) {
+        match (event.event_type.as_str(), row.filter(|r| !r.erased || event.event_type != "ContactCreated")) {
+            ("ContactErased", Some(row)) => Some(ContactRow {
+                name: "null".into(),
+                opted_out: false,
+                opt_changed_at: None,
+                opt_source: None,
+                tags: Vec::new(),
+                attributes: "{}".into(),
+                erased: true,
+                ..row
+            }),
             ("ContactCreated", None) => Some(ContactRow {
                 tenant_id: tenant_id.to_owned(),
                 wa_id: wa_id.to_owned(),
@@ -539,6 +553,7 @@ impl ContactRow {
                 tags: Vec::new(),
                 attributes: "{}".into(),
                 created_at: at,
+                erased: false,
             }),
             (_, None) => None,
             ("ContactRenamed", Some(mut row)) => {

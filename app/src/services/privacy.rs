@@ -1,0 +1,120 @@
+//! GDPR for a contact (SPEC 5.4, 6.4): export of everything held about
+//! them, and erasure by crypto-shredding.
+//!
+//! Erasure destroys the contact's data key. The events stay as they were,
+//! but every personal field sealed with that key (message content, previews,
+//! names, attributes, reactions, ad texts) reads as null from then on: in
+//! the events, the read models (which keep the sealed values and open them on
+//! the way out) and the archives alike. What is not sealed is removed: the
+//! contact's directory row, its messages' search terms and their stored
+//! media files. Cached states that were opened before the key was destroyed
+//! are dropped from this process; other processes (Lambda instances) still
+//! hold theirs until they are evicted, but serve no content from them.
+
+use chrono::{DateTime, Utc};
+use parley_domain::{directory, ids};
+use parley_vault::KeyScope;
+use serde::Serialize;
+
+use crate::app::App;
+use crate::auth::{Caller, Role};
+use crate::error::AppError;
+use crate::readmodel::{ConversationView, MessageView};
+use crate::repo::Target;
+use crate::sealing::Meta;
+use crate::search::SearchChange;
+
+/// Messages read per page while gathering a contact's history.
+const PAGE: usize = 200;
+
+/// What an erasure removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Erasure {
+    pub wa_id: String,
+    pub erased_at: DateTime<Utc>,
+    /// Conversations whose personal fields are now unreadable.
+    pub conversations: usize,
+    /// Messages whose content is now unreadable and out of search.
+    pub messages: usize,
+    /// Stored media files deleted.
+    pub media_files: usize,
+}
+
+/// A contact's conversations and messages (hot store), oldest message first.
+pub struct ContactHistory {
+    pub conversations: Vec<ConversationView>,
+    pub messages: Vec<MessageView>,
+}
+
+impl App {
+    /// Every conversation of the contact with the tenant's numbers, and
+    /// their messages, oldest first.
+    pub async fn contact_history(&self, caller: &Caller, wa_id: &str) -> Result<ContactHistory, AppError> {
+        caller.require(Role::Admin)?;
+        self.history_of(&caller.tenant_id, wa_id).await
+    }
+
+    async fn history_of(&self, tenant: &str, wa_id: &str) -> Result<ContactHistory, AppError> {
+        let mut history = ContactHistory { conversations: Vec::new(), messages: Vec::new() };
+        for number in self.read_models.numbers(tenant).await? {
+            let id = ids::conversation_id(tenant, &number.phone_number_id, wa_id);
+            let Some(conversation) = self.read_models.conversation(tenant, id).await? else { continue };
+            history.conversations.push(conversation);
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = self.read_models.messages(tenant, Some(id), cursor.as_deref(), PAGE).await?;
+                history.messages.extend(page.items);
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+        }
+        history.messages.sort_by_key(|m| (m.created_at, m.id));
+        Ok(history)
+    }
+
+    /// Erases a contact of the caller's tenant (owners and admins).
+    pub async fn erase_contact(&self, caller: &Caller, wa_id: &str) -> Result<Erasure, AppError> {
+        caller.require(Role::Admin)?;
+        if !directory::valid_wa_id(wa_id) {
+            return Err(AppError::NotFound { what: "contact" });
+        }
+        let tenant = caller.tenant_id.as_str();
+        let now = self.clock.now();
+        let by = caller.user_id.clone();
+        let contact_stream = ids::contact_stream(tenant, wa_id);
+        let target = Target { tenant_id: tenant, stream_id: contact_stream.clone(), wa_id: Some(wa_id) };
+        self.contacts.execute(&target, &Meta::new(caller.actor()), |c| directory::erase(c, &by, now)).await?;
+        // From here on nothing sealed for the contact opens again.
+        self.sealer.vault().shred(&KeyScope::contact(tenant, wa_id)).await?;
+
+        let history = self.history_of(tenant, wa_id).await?;
+        let mut media_files = 0;
+        for message in &history.messages {
+            if let Some(key) = message.media.as_ref().and_then(|m| m.blob_key.as_deref()) {
+                self.blobs.delete(key).await?;
+                media_files += 1;
+            }
+            self.messages.forget_cached(&ids::message_stream(tenant, message.id));
+        }
+        let forget: Vec<SearchChange> = history
+            .messages
+            .iter()
+            .map(|m| SearchChange::Forget { tenant_id: tenant.to_owned(), message_id: m.id })
+            .collect();
+        self.blinder.index().apply(&forget).await?;
+        for conversation in &history.conversations {
+            self.conversations.forget_cached(&ids::conversation_stream(tenant, conversation.id));
+        }
+        self.contacts.forget_cached(&contact_stream);
+        tracing::info!(tenant, messages = history.messages.len(), media_files, "contact erased");
+        Ok(Erasure {
+            wa_id: wa_id.to_owned(),
+            erased_at: now,
+            conversations: history.conversations.len(),
+            messages: history.messages.len(),
+            media_files,
+        })
+    }
+}

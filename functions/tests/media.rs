@@ -12,23 +12,10 @@ use base64::Engine as _;
 use common::*;
 use parley_app::auth::Role;
 use parley_domain::ids;
-use parley_whatsapp::fake::{FakeAnswer, StrictGraphFake};
+use parley_whatsapp::fake::FakeAnswer;
 use serde_json::{json, Value};
 
 const TENANT: &str = "acme";
-
-async fn server_with_fake() -> (Server, StrictGraphFake, String) {
-    let fake = StrictGraphFake::start("v26.0", &[(PNID, ACCESS_TOKEN)]).await.expect("fake");
-    let base = fake.base_url().to_owned();
-    let server = Server::start_with(WhatsApp::Simulator(Duration::from_millis(20)), |c| {
-        c.whatsapp_api_base = Some(base);
-    })
-    .await;
-    let token = server.token(TENANT, Role::Owner);
-    let (status, body) = server.register_number(&token, PNID, APP_SECRET).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    (server, fake, token)
-}
 
 fn b64_sha256(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(parley_whatsapp::media::sha256(bytes))
@@ -63,7 +50,7 @@ async fn upload(server: &Server, token: &str, mime: &str, bytes: Vec<u8>, query:
 
 #[tokio::test]
 async fn inbound_media_is_fetched_into_blobs_and_served_back() {
-    let (server, fake, token) = server_with_fake().await;
+    let (server, fake, token) = server_with_strict_fake(TENANT).await;
     let jpeg: Vec<u8> = b"\xff\xd8\xff\xe0JFIF".iter().copied().chain((0..=255u8).cycle().take(4000)).collect();
     let pdf = b"%PDF-1.7 the order confirmation".to_vec();
     let voice = b"OggS\0\x02 opus voice note".to_vec();
@@ -141,7 +128,7 @@ async fn inbound_media_is_fetched_into_blobs_and_served_back() {
 
 #[tokio::test]
 async fn outbound_by_blob_id_uploads_then_sends_by_media_id() {
-    let (server, fake, token) = server_with_fake().await;
+    let (server, fake, token) = server_with_strict_fake(TENANT).await;
     // The customer wrote, so the window is open.
     server.webhook(&fresh(fixture("inbound_text.json")), APP_SECRET).await;
     let png: Vec<u8> = b"\x89PNG\r\n\x1a\n".iter().copied().chain((0..=255u8).cycle().take(10_000)).collect();
@@ -194,7 +181,7 @@ async fn outbound_by_blob_id_uploads_then_sends_by_media_id() {
 
 #[tokio::test]
 async fn files_whatsapp_would_refuse_are_refused_before_anything_is_queued() {
-    let (server, fake, token) = server_with_fake().await;
+    let (server, fake, token) = server_with_strict_fake(TENANT).await;
     server.webhook(&fresh(fixture("inbound_text.json")), APP_SECRET).await;
     server.settled().await;
     let messages_before = server.app.read_models.count_messages(TENANT).await.unwrap();

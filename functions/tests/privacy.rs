@@ -17,14 +17,7 @@ const TENANT: &str = "acme";
 /// A tenant whose customer wrote a text and sent a photo (stored in blobs),
 /// got a reply, and has tags and attributes in the directory.
 async fn setup() -> (Server, StrictGraphFake, String, Vec<u8>) {
-    let fake = StrictGraphFake::start("v26.0", &[(PNID, ACCESS_TOKEN)]).await.expect("fake");
-    let base = fake.base_url().to_owned();
-    let server = Server::start_with(WhatsApp::Simulator(Duration::from_millis(20)), |c| {
-        c.whatsapp_api_base = Some(base);
-    })
-    .await;
-    let token = server.token(TENANT, Role::Owner);
-    assert_eq!(server.register_number(&token, PNID, APP_SECRET).await.0, StatusCode::CREATED);
+    let (server, fake, token) = server_with_strict_fake(TENANT).await;
     assert_eq!(server.webhook(&fresh(fixture("inbound_text.json")), APP_SECRET).await.0, StatusCode::OK);
 
     let jpeg: Vec<u8> = b"\xff\xd8\xff\xe0JFIF".iter().copied().chain((0..=255u8).cycle().take(2000)).collect();

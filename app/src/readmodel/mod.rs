@@ -11,6 +11,7 @@ pub mod billing;
 pub mod conformance;
 mod contacts;
 pub mod cursor;
+pub mod db;
 pub mod jobs;
 pub mod ops;
 #[cfg(any(test, feature = "conformance"))]

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -16,6 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::db::ReadModelDb;
 use super::{
     cursor, AssigneeFilter, ClosedWindow, ContactFilter, ContactView, ConversationFilter, ConversationView,
     MessageView, NumberActivity, NumberView, Page, QueuedMessage, ReadModels, TemplateView, WindowFilter,
@@ -98,11 +99,9 @@ fn add_missing_columns(c: &Connection) -> Result<(), AppError> {
 /// The read-model database: one writer connection for the projections, a few
 /// reader connections for queries (WAL lets them run side by side).
 pub struct SqliteReadModels {
-    writer: Arc<Mutex<Connection>>,
+    db: ReadModelDb,
     /// Copies the WAL back outside the projections' commits.
     _checkpointer: WalCheckpointer,
-    readers: Vec<Arc<Mutex<Connection>>>,
-    next_reader: std::sync::atomic::AtomicUsize,
 }
 
 pub(super) fn micros(t: DateTime<Utc>) -> i64 {
@@ -119,27 +118,11 @@ pub(super) fn parse_time(v: &Value) -> Option<i64> {
 
 impl SqliteReadModels {
     pub fn open(path: &Path) -> Result<Arc<Self>, AppError> {
-        let open = || -> Result<Connection, AppError> {
-            let c = Connection::open(path)?;
-            // Read models are rebuildable from the log, and their checkpoints
-            // commit with them, so NORMAL (no fsync per commit) loses at most
-            // the last few batches on power loss and never their consistency.
-            c.execute_batch(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;
-                 PRAGMA cache_size=-32768; PRAGMA wal_autocheckpoint=0;",
-            )?;
-            Ok(c)
-        };
-        let writer = open()?;
-        writer.execute_batch(SCHEMA)?;
-        add_missing_columns(&writer)?;
-        let readers = (0..4).map(|_| open().map(|c| Arc::new(Mutex::new(c)))).collect::<Result<_, _>>()?;
-        Ok(Arc::new(SqliteReadModels {
-            _checkpointer: WalCheckpointer::start(path)?,
-            writer: Arc::new(Mutex::new(writer)),
-            readers,
-            next_reader: Default::default(),
-        }))
+        let db = ReadModelDb::open(path, 4, "PRAGMA cache_size=-32768; PRAGMA wal_autocheckpoint=0;", |writer| {
+            writer.execute_batch(SCHEMA)?;
+            add_missing_columns(writer)
+        })?;
+        Ok(Arc::new(SqliteReadModels { _checkpointer: WalCheckpointer::start(path)?, db }))
     }
 
     /// The projections that build these read models.
@@ -157,21 +140,14 @@ impl SqliteReadModels {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, AppError> + Send + 'static,
     ) -> Result<T, AppError> {
-        let i = self.next_reader.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.readers.len();
-        let conn = self.readers[i].clone();
-        tokio::task::spawn_blocking(move || f(&conn.lock().unwrap_or_else(|e| e.into_inner())))
-            .await
-            .map_err(AppError::internal)?
+        self.db.read(f).await
     }
 
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, AppError> + Send + 'static,
     ) -> Result<T, AppError> {
-        let conn = self.writer.clone();
-        tokio::task::spawn_blocking(move || f(&mut conn.lock().unwrap_or_else(|e| e.into_inner())))
-            .await
-            .map_err(AppError::internal)?
+        self.db.write(f).await
     }
 }
 

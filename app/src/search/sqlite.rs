@@ -3,15 +3,16 @@
 //! transaction, so every event is applied exactly once.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use parley_events::{Projection, ProjectionError, RecordedEvent};
 use parley_vault::Sealed;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
 
 use super::{SearchChange, SearchHit, SearchIndex, SearchIndexer};
 use crate::error::AppError;
+use crate::readmodel::db::ReadModelDb;
 use crate::readmodel::ops::{from_micros, micros};
 use crate::readmodel::{cursor, Page};
 
@@ -33,21 +34,13 @@ CREATE UNIQUE INDEX IF NOT EXISTS search_terms_by_message ON search_terms(tenant
 ";
 
 pub struct SqliteSearchIndex {
-    writer: Arc<Mutex<Connection>>,
-    reader: Arc<Mutex<Connection>>,
+    db: ReadModelDb,
 }
 
 impl SqliteSearchIndex {
     pub fn open(path: &Path) -> Result<Arc<Self>, AppError> {
-        let open = || -> Result<Connection, AppError> {
-            let c = Connection::open(path)?;
-            // Rebuildable from the log, checkpoints commit with the rows: NORMAL is enough.
-            c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")?;
-            Ok(c)
-        };
-        let writer = open()?;
-        writer.execute_batch(SCHEMA)?;
-        Ok(Arc::new(SqliteSearchIndex { writer: Arc::new(Mutex::new(writer)), reader: Arc::new(Mutex::new(open()?)) }))
+        let db = ReadModelDb::open(path, 1, "", |writer| Ok(writer.execute_batch(SCHEMA)?))?;
+        Ok(Arc::new(SqliteSearchIndex { db }))
     }
 
     /// The projection that builds this index through `indexer`.
@@ -55,44 +48,25 @@ impl SqliteSearchIndex {
         Arc::new(SearchProjection { index: self.clone(), indexer })
     }
 
-    async fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, AppError> + Send + 'static,
-    ) -> Result<T, AppError> {
-        let conn = self.reader.clone();
-        tokio::task::spawn_blocking(move || f(&conn.lock().unwrap_or_else(|e| e.into_inner())))
-            .await
-            .map_err(AppError::internal)?
-    }
-
-    async fn write<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, AppError> + Send + 'static,
-    ) -> Result<T, AppError> {
-        let conn = self.writer.clone();
-        tokio::task::spawn_blocking(move || f(&mut conn.lock().unwrap_or_else(|e| e.into_inner())))
-            .await
-            .map_err(AppError::internal)?
-    }
-
     /// Applies changes and, when given, moves the projection's checkpoint, in one transaction.
     async fn commit(&self, changes: Vec<SearchChange>, position: Option<u64>) -> Result<(), AppError> {
-        self.write(move |c| {
-            let tx = c.transaction()?;
-            for change in &changes {
-                apply_change(&tx, change)?;
-            }
-            if let Some(position) = position {
-                tx.execute(
-                    "INSERT INTO checkpoints(name, position) VALUES (?1, ?2)
+        self.db
+            .write(move |c| {
+                let tx = c.transaction()?;
+                for change in &changes {
+                    apply_change(&tx, change)?;
+                }
+                if let Some(position) = position {
+                    tx.execute(
+                        "INSERT INTO checkpoints(name, position) VALUES (?1, ?2)
                      ON CONFLICT(name) DO UPDATE SET position = excluded.position",
-                    params![PROJECTION, position as i64],
-                )?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+                        params![PROJECTION, position as i64],
+                    )?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await
     }
 }
 
@@ -132,6 +106,7 @@ impl SearchIndex for SqliteSearchIndex {
     async fn key(&self, tenant_id: &str) -> Result<Option<Sealed>, AppError> {
         let tenant_id = tenant_id.to_owned();
         let stored: Option<String> = self
+            .db
             .read(move |c| {
                 Ok(c.query_row("SELECT sealed FROM search_keys WHERE tenant_id = ?1", params![tenant_id], |r| r.get(0))
                     .optional()?)
@@ -143,6 +118,7 @@ impl SearchIndex for SqliteSearchIndex {
     async fn put_key(&self, tenant_id: &str, key: &Sealed) -> Result<Sealed, AppError> {
         let (tenant_id, sealed) = (tenant_id.to_owned(), serde_json::to_string(key)?);
         let stored: String = self
+            .db
             .write(move |c| {
                 c.execute(
                     "INSERT OR IGNORE INTO search_keys(tenant_id, sealed) VALUES (?1, ?2)",
@@ -173,6 +149,7 @@ impl SearchIndex for SqliteSearchIndex {
         let after = cursor.map(cursor::decode).transpose()?;
         let (tenant, terms) = (tenant_id.to_owned(), terms.to_vec());
         let mut items = self
+            .db
             .read(move |c| {
                 // The rarest term drives: its postings are walked newest
                 // first and checked against the others by key.
@@ -243,6 +220,7 @@ impl Projection for SearchProjection {
 
     async fn checkpoint(&self) -> Result<u64, ProjectionError> {
         self.index
+            .db
             .read(|c| {
                 let p: Option<i64> = c
                     .query_row("SELECT position FROM checkpoints WHERE name = ?1", params![PROJECTION], |r| r.get(0))
@@ -263,6 +241,7 @@ impl Projection for SearchProjection {
     /// rebuild keys the same words the same way).
     async fn reset(&self) -> Result<(), ProjectionError> {
         self.index
+            .db
             .write(|c| {
                 c.execute_batch(
                     "DELETE FROM search_terms; DELETE FROM search_entries;

@@ -249,6 +249,22 @@ impl Server {
     }
 }
 
+/// A server that reaches the strict Graph API fake (every request checked
+/// against the documented shapes), with `tenant`'s owner token and the
+/// test number registered.
+pub async fn server_with_strict_fake(tenant: &str) -> (Server, parley_whatsapp::fake::StrictGraphFake, String) {
+    let fake = parley_whatsapp::fake::StrictGraphFake::start("v26.0", &[(PNID, ACCESS_TOKEN)]).await.expect("fake");
+    let base = fake.base_url().to_owned();
+    let server = Server::start_with(WhatsApp::Simulator(Duration::from_millis(20)), |c| {
+        c.whatsapp_api_base = Some(base);
+    })
+    .await;
+    let token = server.token(tenant, Role::Owner);
+    let (status, body) = server.register_number(&token, PNID, APP_SECRET).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    (server, fake, token)
+}
+
 pub async fn read(r: reqwest::Response) -> (StatusCode, Value) {
     let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
     let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();

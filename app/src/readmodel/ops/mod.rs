@@ -9,7 +9,7 @@ mod jobs;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -18,6 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::db::ReadModelDb;
 use crate::error::AppError;
 use crate::sealing::EventSealer;
 
@@ -67,8 +68,7 @@ CREATE INDEX IF NOT EXISTS invoices_by_external_id ON invoices(external_id);
 
 /// The database behind the job, analytics and billing read models.
 pub struct SqliteOpsReadModels {
-    writer: Arc<Mutex<Connection>>,
-    reader: Arc<Mutex<Connection>>,
+    db: ReadModelDb,
 }
 
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
@@ -89,18 +89,8 @@ fn stream_entity_id(stream_id: &str) -> Option<Uuid> {
 
 impl SqliteOpsReadModels {
     pub fn open(path: &Path) -> Result<Arc<Self>, AppError> {
-        let open = || -> Result<Connection, AppError> {
-            let c = Connection::open(path)?;
-            // Rebuildable from the log, checkpoints commit with the rows: NORMAL is enough.
-            c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")?;
-            Ok(c)
-        };
-        let writer = open()?;
-        writer.execute_batch(SCHEMA)?;
-        Ok(Arc::new(SqliteOpsReadModels {
-            writer: Arc::new(Mutex::new(writer)),
-            reader: Arc::new(Mutex::new(open()?)),
-        }))
+        let db = ReadModelDb::open(path, 1, "", |writer| Ok(writer.execute_batch(SCHEMA)?))?;
+        Ok(Arc::new(SqliteOpsReadModels { db }))
     }
 
     /// The projections that build these read models. The analytics one
@@ -118,20 +108,14 @@ impl SqliteOpsReadModels {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, AppError> + Send + 'static,
     ) -> Result<T, AppError> {
-        let conn = self.reader.clone();
-        tokio::task::spawn_blocking(move || f(&conn.lock().unwrap_or_else(|e| e.into_inner())))
-            .await
-            .map_err(AppError::internal)?
+        self.db.read(f).await
     }
 
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, AppError> + Send + 'static,
     ) -> Result<T, AppError> {
-        let conn = self.writer.clone();
-        tokio::task::spawn_blocking(move || f(&mut conn.lock().unwrap_or_else(|e| e.into_inner())))
-            .await
-            .map_err(AppError::internal)?
+        self.db.write(f).await
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::Connection;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::error::AppError;
 
@@ -14,6 +14,10 @@ use crate::error::AppError;
 /// with them, so NORMAL (no fsync per commit) loses at most the last few
 /// batches on power loss, never their consistency.
 const PRAGMAS: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;";
+
+/// Each projection's checkpoint: the log position of the last event it
+/// applied, moved in the same transaction as its rows.
+const CHECKPOINTS: &str = "CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);";
 
 pub struct ReadModelDb {
     writer: Arc<Mutex<Connection>>,
@@ -38,6 +42,7 @@ impl ReadModelDb {
             Ok(c)
         };
         let writer = open()?;
+        writer.execute_batch(CHECKPOINTS)?;
         init(&writer)?;
         let readers = (0..readers.max(1)).map(|_| open().map(|c| Arc::new(Mutex::new(c)))).collect::<Result<_, _>>()?;
         Ok(ReadModelDb { writer: Arc::new(Mutex::new(writer)), readers, next_reader: AtomicUsize::new(0) })
@@ -65,4 +70,34 @@ impl ReadModelDb {
             .await
             .map_err(AppError::internal)?
     }
+}
+
+impl ReadModelDb {
+    /// The checkpoint of the projection `name` (0: nothing applied).
+    pub async fn checkpoint(&self, name: &str) -> Result<u64, AppError> {
+        let name = name.to_owned();
+        self.read(move |c| {
+            let p: Option<i64> = c
+                .query_row("SELECT position FROM checkpoints WHERE name = ?1", params![name], |r| r.get(0))
+                .optional()?;
+            Ok(p.unwrap_or(0) as u64)
+        })
+        .await
+    }
+}
+
+/// Moves the checkpoint of the projection `name`, inside its batch's transaction.
+pub fn set_checkpoint(tx: &Transaction<'_>, name: &str, position: u64) -> Result<(), AppError> {
+    tx.execute(
+        "INSERT INTO checkpoints(name, position) VALUES (?1, ?2)
+         ON CONFLICT(name) DO UPDATE SET position = excluded.position",
+        params![name, position as i64],
+    )?;
+    Ok(())
+}
+
+/// Forgets the checkpoint of the projection `name` (a rebuild from zero).
+pub fn clear_checkpoint(tx: &Transaction<'_>, name: &str) -> Result<(), AppError> {
+    tx.execute("DELETE FROM checkpoints WHERE name = ?1", params![name])?;
+    Ok(())
 }

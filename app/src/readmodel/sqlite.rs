@@ -16,7 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::db::ReadModelDb;
+use super::db::{clear_checkpoint, set_checkpoint, ReadModelDb};
 use super::{
     cursor, AssigneeFilter, ClosedWindow, ContactFilter, ContactView, ConversationFilter, ConversationView,
     MessageView, NumberActivity, NumberView, Page, QueuedMessage, ReadModels, TemplateView, WindowFilter,
@@ -24,7 +24,6 @@ use super::{
 use crate::error::AppError;
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS messages (
     tenant_id TEXT NOT NULL, id TEXT NOT NULL, conversation_id TEXT NOT NULL,
     number_id TEXT NOT NULL, wa_id TEXT NOT NULL, direction TEXT NOT NULL, kind TEXT NOT NULL,
@@ -220,17 +219,7 @@ impl Projection for SqliteProjection {
     }
 
     async fn checkpoint(&self) -> Result<u64, ProjectionError> {
-        let name = self.kind.name();
-        let stored = self
-            .db
-            .read(move |c| {
-                let p: Option<i64> = c
-                    .query_row("SELECT position FROM checkpoints WHERE name = ?1", params![name], |r| r.get(0))
-                    .optional()?;
-                Ok(p.unwrap_or(0) as u64)
-            })
-            .await
-            .map_err(projection_error)?;
+        let stored = self.db.db.checkpoint(self.kind.name()).await.map_err(projection_error)?;
         self.stored.store(stored, Ordering::SeqCst);
         Ok(self.applied.load(Ordering::SeqCst).max(stored))
     }
@@ -258,11 +247,7 @@ impl Projection for SqliteProjection {
                         Kind::Templates => super::templates::project_template(&tx, e)?,
                     }
                 }
-                tx.execute(
-                    "INSERT INTO checkpoints(name, position) VALUES (?1, ?2)
-                     ON CONFLICT(name) DO UPDATE SET position = excluded.position",
-                    params![kind.name(), last as i64],
-                )?;
+                set_checkpoint(&tx, kind.name(), last)?;
                 tx.commit()?;
                 Ok(())
             })
@@ -285,7 +270,7 @@ impl Projection for SqliteProjection {
                     tx.execute("DELETE FROM message_tags", [])?;
                     tx.execute("DELETE FROM message_media", [])?;
                 }
-                tx.execute("DELETE FROM checkpoints WHERE name = ?1", params![kind.name()])?;
+                clear_checkpoint(&tx, kind.name())?;
                 tx.commit()?;
                 Ok(())
             })

@@ -12,7 +12,7 @@ use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
 
 use super::{SearchChange, SearchHit, SearchIndex, SearchIndexer};
 use crate::error::AppError;
-use crate::readmodel::db::ReadModelDb;
+use crate::readmodel::db::{clear_checkpoint, set_checkpoint, ReadModelDb};
 use crate::readmodel::ops::{from_micros, micros};
 use crate::readmodel::{cursor, Page};
 
@@ -22,7 +22,6 @@ const PROJECTION: &str = "search";
 const RARITY_CAP: i64 = 10_000;
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS search_keys (tenant_id TEXT PRIMARY KEY, sealed TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS search_entries (
     tenant_id TEXT NOT NULL, message_id TEXT NOT NULL, created_at INTEGER NOT NULL,
@@ -57,11 +56,7 @@ impl SqliteSearchIndex {
                     apply_change(&tx, change)?;
                 }
                 if let Some(position) = position {
-                    tx.execute(
-                        "INSERT INTO checkpoints(name, position) VALUES (?1, ?2)
-                     ON CONFLICT(name) DO UPDATE SET position = excluded.position",
-                        params![PROJECTION, position as i64],
-                    )?;
+                    set_checkpoint(&tx, PROJECTION, position)?;
                 }
                 tx.commit()?;
                 Ok(())
@@ -219,16 +214,7 @@ impl Projection for SearchProjection {
     }
 
     async fn checkpoint(&self) -> Result<u64, ProjectionError> {
-        self.index
-            .db
-            .read(|c| {
-                let p: Option<i64> = c
-                    .query_row("SELECT position FROM checkpoints WHERE name = ?1", params![PROJECTION], |r| r.get(0))
-                    .optional()?;
-                Ok(p.unwrap_or(0) as u64)
-            })
-            .await
-            .map_err(ProjectionError::read_model)
+        self.index.db.checkpoint(PROJECTION).await.map_err(ProjectionError::read_model)
     }
 
     async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
@@ -243,10 +229,10 @@ impl Projection for SearchProjection {
         self.index
             .db
             .write(|c| {
-                c.execute_batch(
-                    "DELETE FROM search_terms; DELETE FROM search_entries;
-                     DELETE FROM checkpoints WHERE name = 'search';",
-                )?;
+                let tx = c.transaction()?;
+                tx.execute_batch("DELETE FROM search_terms; DELETE FROM search_entries;")?;
+                clear_checkpoint(&tx, PROJECTION)?;
+                tx.commit()?;
                 Ok(())
             })
             .await

@@ -14,16 +14,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use parley_events::{Projection, ProjectionError, RecordedEvent};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::Connection;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::db::ReadModelDb;
+use super::db::{clear_checkpoint, set_checkpoint, ReadModelDb};
 use crate::error::AppError;
 use crate::sealing::EventSealer;
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
     tenant_id TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
     progress INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL,
@@ -179,16 +178,7 @@ impl Projection for OpsProjection {
     }
 
     async fn checkpoint(&self) -> Result<u64, ProjectionError> {
-        let name = self.kind.name();
-        self.db
-            .read(move |c| {
-                let p: Option<i64> = c
-                    .query_row("SELECT position FROM checkpoints WHERE name = ?1", params![name], |r| r.get(0))
-                    .optional()?;
-                Ok(p.unwrap_or(0) as u64)
-            })
-            .await
-            .map_err(ProjectionError::read_model)
+        self.db.db.checkpoint(self.kind.name()).await.map_err(ProjectionError::read_model)
     }
 
     async fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
@@ -229,22 +219,13 @@ impl Projection for OpsProjection {
                 for table in kind.tables() {
                     tx.execute(&format!("DELETE FROM {table}"), [])?;
                 }
-                tx.execute("DELETE FROM checkpoints WHERE name = ?1", params![kind.name()])?;
+                clear_checkpoint(&tx, kind.name())?;
                 tx.commit()?;
                 Ok(())
             })
             .await
             .map_err(ProjectionError::read_model)
     }
-}
-
-fn set_checkpoint(tx: &Transaction<'_>, name: &str, position: u64) -> Result<(), AppError> {
-    tx.execute(
-        "INSERT INTO checkpoints(name, position) VALUES (?1, ?2)
-         ON CONFLICT(name) DO UPDATE SET position = excluded.position",
-        params![name, position as i64],
-    )?;
-    Ok(())
 }
 
 impl SqliteOpsReadModels {

@@ -12,15 +12,17 @@
 //! of one term, newest first, and checks each candidate against the other
 //! terms by key (`BatchGetItem` of the postings it would have), so a query of
 //! several words costs the reads of one word's postings plus half a read
-//! unit per candidate and further word. The application puts the longest word
-//! first, which is usually the rarest. One message's changes come from one
-//! stream, which DynamoDB Streams delivers in order to one projector at a
-//! time.
+//! unit per candidate and further word. The application puts the likely
+//! rarest word first (words with digits, then the longest). One message's
+//! changes come from one stream, which DynamoDB Streams delivers in order to
+//! one projector at a time.
 
 use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnConsumedCapacity, WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
 use parley_app::error::AppError;
 use parley_app::readmodel::{cursor, Page};
@@ -28,6 +30,7 @@ use parley_app::search::{SearchChange, SearchHit, SearchIndex};
 use parley_vault::Sealed;
 use uuid::Uuid;
 
+use super::capacity::{CapacityMeter, CapacityUnits, Kind};
 use super::read_models::rows::from_micros;
 use super::read_models::{before_cursor, internal, order_key, s, PK, ROW, SK};
 
@@ -49,6 +52,7 @@ pub struct DynamoSearchIndex {
     table: String,
     page_read: i32,
     max_pages_read: usize,
+    meter: CapacityMeter,
 }
 
 fn key_pk(tenant_id: &str) -> String {
@@ -76,7 +80,18 @@ struct Entry {
 impl DynamoSearchIndex {
     /// `table` is the read-model table (`DynamoReadModels::create_table` makes it).
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoSearchIndex { client, table: table.into(), page_read: PAGE_READ, max_pages_read: MAX_PAGES_READ }
+        DynamoSearchIndex {
+            client,
+            table: table.into(),
+            page_read: PAGE_READ,
+            max_pages_read: MAX_PAGES_READ,
+            meter: CapacityMeter::default(),
+        }
+    }
+
+    /// The capacity units this index's requests consumed so far.
+    pub fn consumed_capacity(&self) -> CapacityUnits {
+        self.meter.total()
     }
 
     /// Reads at most `pages` query pages of `page_size` postings per search.
@@ -92,9 +107,11 @@ impl DynamoSearchIndex {
             .table_name(&self.table)
             .set_key(Some(item(entry_pk(tenant_id, message_id), ROW.into())))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(internal)?;
+        self.meter.record(Kind::Read, out.consumed_capacity());
         let Some(found) = out.item else { return Ok(None) };
         let order = found.get("at").and_then(|v| v.as_s().ok()).cloned();
         let terms = found.get("terms").and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default();
@@ -144,9 +161,11 @@ impl DynamoSearchIndex {
                     .client
                     .batch_write_item()
                     .request_items(&self.table, pending)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
                     .await
                     .map_err(internal)?;
+                self.meter.record(Kind::Write, out.consumed_capacity());
                 pending = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
                 if pending.is_empty() {
                     break;
@@ -230,9 +249,11 @@ impl SearchIndex for DynamoSearchIndex {
             .table_name(&self.table)
             .set_key(Some(item(key_pk(tenant_id), ROW.into())))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(internal)?;
+        self.meter.record(Kind::Read, out.consumed_capacity());
         let sealed = out.item.as_ref().and_then(|i| i.get("sealed")).and_then(|v| v.as_s().ok());
         sealed.map(|json| serde_json::from_str(json).map_err(AppError::from)).transpose()
     }
@@ -247,10 +268,14 @@ impl SearchIndex for DynamoSearchIndex {
             .set_item(Some(new))
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", PK)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match written {
-            Ok(_) => Ok(key.clone()),
+            Ok(out) => {
+                self.meter.record(Kind::Write, out.consumed_capacity());
+                Ok(key.clone())
+            }
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
                 self.key(tenant_id).await?.ok_or_else(|| AppError::internal("search key vanished"))
             }
@@ -290,7 +315,8 @@ impl SearchIndex for DynamoSearchIndex {
                 .expression_attribute_names("#pk", PK)
                 .expression_attribute_values(":pk", s(posting_pk(tenant_id, first)))
                 .scan_index_forward(false)
-                .limit(self.page_read);
+                .limit(self.page_read)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total);
             query = match &before {
                 Some(b) => query
                     .key_condition_expression("#pk = :pk AND #sk < :before")
@@ -299,6 +325,7 @@ impl SearchIndex for DynamoSearchIndex {
                 None => query.key_condition_expression("#pk = :pk"),
             };
             let out = query.send().await.map_err(internal)?;
+            self.meter.record(Kind::Read, out.consumed_capacity());
             let candidates: Vec<String> =
                 out.items().iter().filter_map(|found| found.get(SK).and_then(|v| v.as_s().ok()).cloned()).collect();
             let matching = if rest.is_empty() {

@@ -67,6 +67,14 @@ pub fn query_words(query: &str) -> Result<Vec<String>, QueryError> {
     }
 }
 
+/// Orders a query's words by how rare they likely are, rarest first: an
+/// index may read the first word's entries and check the others against
+/// them. Words with digits (order numbers, codes) are usually rarer than
+/// any plain word; among the others, long words are rarer than short ones.
+pub fn likely_rarest_first(words: &mut [String]) {
+    words.sort_by_key(|w| std::cmp::Reverse((w.chars().any(char::is_numeric), w.chars().count())));
+}
+
 /// The readable texts of a message's content, for its type: what a person
 /// typed or reads (bodies, captions, file names, titles of buttons and list
 /// rows, place names, shared contacts' names). Identifiers, links and
@@ -152,6 +160,13 @@ mod tests {
         assert_eq!(query_words("?! a"), Err(QueryError::NoWords));
         assert_eq!(query_words(&"ab ".repeat(70)), Err(QueryError::TooLong));
         assert_eq!(query_words("a1 b2 c3 d4 e5 f6 g7 h8 i9"), Err(QueryError::TooManyWords));
+    }
+
+    #[test]
+    fn digits_then_long_words_lead_a_query() {
+        let mut words = ["the", "delivery", "4711", "late", "ab12"].map(String::from).to_vec();
+        likely_rarest_first(&mut words);
+        assert_eq!(words, ["4711", "ab12", "delivery", "late", "the"]);
     }
 
     #[test]

@@ -23,11 +23,7 @@ impl App {
         let tenant = caller.tenant_id.as_str();
         let mut words =
             parley_domain::search::query_words(query).map_err(|e| AppError::validation("q", e.to_string()))?;
-        // The likely rarest word first: an index may read the first word's
-        // entries and check the others against them. Words with digits
-        // (order numbers, codes) are usually rarer than any plain word, and
-        // among the others long words are rarer than short ones.
-        words.sort_by_key(|w| std::cmp::Reverse((w.chars().any(|c| c.is_numeric()), w.chars().count())));
+        parley_domain::search::likely_rarest_first(&mut words);
         // No key yet: nothing of the tenant was ever indexed.
         let Some(terms) = self.blinder.terms(tenant, &words, false).await? else {
             return Ok(Page { items: Vec::new(), next_cursor: None });

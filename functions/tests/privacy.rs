@@ -160,3 +160,44 @@ async fn erasure_shreds_the_contact_everywhere_and_a_new_message_starts_afresh()
     assert_eq!(found["items"].as_array().unwrap().len(), 1);
     server.stop().await;
 }
+
+/// A reply still held back by the pair rate limit when its contact is
+/// erased never goes out: its content no longer opens.
+#[tokio::test]
+async fn a_reply_held_back_at_erasure_fails_and_never_goes_out() {
+    let (server, fake, token, _) = setup().await;
+    // The setup's reply took one send of the pair's burst of ten; the
+    // eleventh reply waits about six seconds for the pair's next send.
+    let mut replies = Vec::new();
+    for n in 0..10 {
+        let reply = json!({"from": PNID, "to": CUSTOMER, "type": "text", "text": {"body": format!("Update {n}")}});
+        let (status, queued) = server.post(&token, "/v1/messages", &reply).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+        replies.push(queued["id"].as_str().unwrap().to_owned());
+    }
+    let (status, erasure) = delete(&server, &token, &format!("/v1/contacts/{CUSTOMER}")).await;
+    assert_eq!(status, StatusCode::OK, "{erasure}");
+    // Each reply either went out (it has a wamid) or failed.
+    let conversation = ids::conversation_id(TENANT, PNID, CUSTOMER);
+    let settled = server
+        .eventually(Duration::from_secs(20), || async {
+            let (_, page) = server.get(&token, &format!("/v1/messages?conversation_id={conversation}")).await;
+            let views: Vec<Value> = page["items"]
+                .as_array()?
+                .iter()
+                .filter(|m| replies.iter().any(|id| m["id"] == id.as_str()))
+                .cloned()
+                .collect();
+            let done =
+                views.len() == replies.len() && views.iter().all(|m| !m["wamid"].is_null() || m["status"] == "failed");
+            done.then_some(views)
+        })
+        .await;
+    let failed: Vec<&Value> = settled.iter().filter(|m| m["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "one reply was held back: {settled:?}");
+    assert_eq!(failed[0]["error"]["kind"], "contact_erased", "{}", failed[0]);
+    assert_eq!(failed[0]["wamid"], Value::Null);
+    let sent: Vec<_> = fake.requests().into_iter().filter(|r| r.path.ends_with("/messages")).collect();
+    assert_eq!(sent.len(), 10, "the setup's reply and nine updates went out, the held one never");
+    server.stop().await;
+}

@@ -158,16 +158,21 @@ impl App {
         // The contact may have opted out since the message was queued.
         let contact = self.contacts.load(&ids::contact_stream(tenant_id, &queued.wa_id)).await?.state;
         let now = self.clock.now();
+        // An erased contact's key is gone: the content no longer opens, and
+        // nothing may go out to them from before the erasure.
+        let erased = queued.content.is_null();
         let claim = self.messages.execute(&target, &meta, |m| {
-            if contact.is_opted_out() && m.exists() && m.attempts() == 0 && m.wamid.is_none() {
+            let unsent = m.exists() && m.attempts() == 0 && m.wamid.is_none();
+            let refusal = match (contact.is_opted_out(), erased) {
+                _ if !unsent => None,
+                (_, true) => Some(("contact_erased", "The contact was erased before the message went out")),
+                (true, false) => Some(("opted_out", "The contact opted out before the message went out")),
+                (false, false) => None,
+            };
+            if let Some((kind, title)) = refusal {
                 return Ok(vec![Event::MessageFailed {
                     at: now,
-                    failure: Failure {
-                        code: None,
-                        kind: "opted_out".into(),
-                        title: Some("The contact opted out before the message went out".into()),
-                        detail: None,
-                    },
+                    failure: Failure { code: None, kind: kind.into(), title: Some(title.into()), detail: None },
                 }]);
             }
             message::start_dispatch(m, now)

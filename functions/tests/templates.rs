@@ -245,3 +245,21 @@ async fn user_preferences_stop_and_resume_marketing() {
     assert_eq!(server.post(&token, "/v1/messages", &send).await.0, StatusCode::ACCEPTED);
     server.stop().await;
 }
+
+/// Registration answers once the numbers read model lists the number, so a
+/// template created right after it finds the business account.
+#[tokio::test]
+async fn a_template_can_be_created_right_after_its_number_is_registered() {
+    let fake = FakeGraph::start().await;
+    let server = Server::start(WhatsApp::Fake(fake.clone())).await;
+    let token = server.token("acme", Role::Owner);
+    let number = json!({
+        "phone_number_id": PNID, "display_phone_number": DISPLAY, "waba_id": WABA,
+        "access_token": ACCESS_TOKEN, "app_secret": APP_SECRET, "verify_token": "verify-me",
+    });
+    let (status, body) = server.post(&token, "/v1/numbers", &number).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, created) = server.post(&token, "/v1/templates", &order_update()).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    server.stop().await;
+}

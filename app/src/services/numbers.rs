@@ -73,6 +73,10 @@ impl From<RegisterError> for AppError {
     }
 }
 
+/// How long a registration waits for the numbers read model to list the
+/// number before it answers.
+const REGISTRATION_VISIBLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl App {
     pub async fn register_number(&self, caller: &Caller, cmd: RegisterNumber) -> Result<NumberRegistered, AppError> {
         caller.require(Role::Admin)?;
@@ -98,7 +102,29 @@ impl App {
             .numbers
             .execute(&target, &Meta::new(caller.actor()), |s| number::register(s, register.clone(), now))
             .await?;
-        done.state.registered.clone().ok_or_else(|| AppError::internal("registration recorded no number"))
+        let registered =
+            done.state.registered.clone().ok_or_else(|| AppError::internal("registration recorded no number"))?;
+        self.await_listed(&caller.tenant_id, &registered.phone_number_id).await?;
+        Ok(registered)
+    }
+
+    /// Waits (a bounded time) until the numbers read model lists the number,
+    /// so that what the caller does next (creating templates, which find the
+    /// business account there) sees it. Projections follow the log within
+    /// milliseconds locally and within a second or so on AWS; past the bound
+    /// the registration still stands and the caller is answered anyway.
+    async fn await_listed(&self, tenant_id: &str, phone_number_id: &str) -> Result<(), AppError> {
+        let deadline = tokio::time::Instant::now() + REGISTRATION_VISIBLE_WITHIN;
+        loop {
+            if self.read_models.numbers(tenant_id).await?.iter().any(|n| n.phone_number_id == phone_number_id) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(tenant_id, phone_number_id, "registered number not yet in the numbers read model");
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// A registered number with its credentials, whichever tenant owns it.

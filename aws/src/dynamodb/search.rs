@@ -100,19 +100,24 @@ impl DynamoSearchIndex {
         self
     }
 
-    async fn entry(&self, tenant_id: &str, message_id: Uuid) -> Result<Option<Entry>, AppError> {
+    /// One row item (`sk` = `#`) by its partition key, read consistently.
+    async fn row(&self, pk: String) -> Result<Option<HashMap<String, AttributeValue>>, AppError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(item(entry_pk(tenant_id, message_id), ROW.into())))
+            .set_key(Some(item(pk, ROW.into())))
             .consistent_read(true)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(internal)?;
         self.meter.record(Kind::Read, out.consumed_capacity());
-        let Some(found) = out.item else { return Ok(None) };
+        Ok(out.item)
+    }
+
+    async fn entry(&self, tenant_id: &str, message_id: Uuid) -> Result<Option<Entry>, AppError> {
+        let Some(found) = self.row(entry_pk(tenant_id, message_id)).await? else { return Ok(None) };
         let order = found.get("at").and_then(|v| v.as_s().ok()).cloned();
         let terms = found.get("terms").and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default();
         Ok(order.map(|order| Entry { order, terms: terms.into_iter().collect() }))
@@ -243,18 +248,8 @@ fn hit(sort_key: &str) -> Result<SearchHit, AppError> {
 #[async_trait]
 impl SearchIndex for DynamoSearchIndex {
     async fn key(&self, tenant_id: &str) -> Result<Option<Sealed>, AppError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(item(key_pk(tenant_id), ROW.into())))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(internal)?;
-        self.meter.record(Kind::Read, out.consumed_capacity());
-        let sealed = out.item.as_ref().and_then(|i| i.get("sealed")).and_then(|v| v.as_s().ok());
+        let found = self.row(key_pk(tenant_id)).await?;
+        let sealed = found.as_ref().and_then(|i| i.get("sealed")).and_then(|v| v.as_s().ok());
         sealed.map(|json| serde_json::from_str(json).map_err(AppError::from)).transpose()
     }
 

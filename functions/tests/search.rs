@@ -68,6 +68,11 @@ async fn messages_are_found_by_their_words_whatever_the_case_and_accents() {
     assert_eq!(search(&server, &token, "Café rouge").await, Vec::<String>::new(), "every word must match");
     assert_eq!(search(&server, &token, "red blue").await, vec![outbound.clone()]);
     assert_eq!(search(&server, &token, "parcel").await, vec![template.clone()], "a template's rendered text");
+    // Its entry has the message's own time (it was queued, then rendered).
+    let terms = server.app.blinder.terms("acme", &["parcel".to_string()], false).await.unwrap().unwrap();
+    let hit = server.app.blinder.index().search("acme", &terms, None, 1).await.unwrap().items[0].clone();
+    let (_, message) = server.get(&token, &format!("/v1/messages/{template}")).await;
+    assert_eq!(Some(hit.created_at), message["created_at"].as_str().and_then(|t| t.parse().ok()));
     assert_eq!(search(&server, &token, "comes").await, vec![outbound.clone()]);
     assert_eq!(search(&server, &token, "come").await, vec![inbound.clone()], "whole words, not prefixes");
 

@@ -1,5 +1,6 @@
 //! From recorded message events to changes of the search index.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -31,6 +32,10 @@ impl SearchIndexer {
     /// readable text and adds no terms.
     pub async fn changes(&self, events: &[RecordedEvent]) -> Result<Vec<SearchChange>, AppError> {
         let mut changes = Vec::new();
+        // When each message of the batch was created: a template's text
+        // arrives rendered after its queued event, and its entry takes the
+        // message's time, not the rendering's.
+        let mut created: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
         for e in events {
             if !matches!(
                 e.event_type.as_str(),
@@ -43,15 +48,17 @@ impl SearchIndexer {
             let (texts, created_at): (Vec<String>, DateTime<Utc>) = match self.sealer.decode(e).await? {
                 Event::MessageReceived(m) => (message_texts(&m.kind, &m.content), m.sent_at),
                 Event::MessageQueued(m) => (message_texts(&m.kind, &m.content), m.queued_at),
-                // The rendered text of a template: the message's entry exists
-                // by now and keeps its own time.
-                Event::MessageRendered { text } => (vec![text], e.occurred_at),
+                // An existing entry keeps its own time whatever this says.
+                Event::MessageRendered { text } => {
+                    (vec![text], created.get(&message_id).copied().unwrap_or(e.occurred_at))
+                }
                 Event::MessageDeleted { .. } => {
                     changes.push(SearchChange::Forget { tenant_id, message_id });
                     continue;
                 }
                 _ => continue,
             };
+            created.entry(message_id).or_insert(created_at);
             let words = words(&texts.join("\n"));
             if words.is_empty() {
                 continue;

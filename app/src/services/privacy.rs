@@ -11,10 +11,13 @@
 //! are dropped from this process; other processes (Lambda instances) still
 //! hold theirs until they are evicted, but serve no content from them.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use parley_domain::{directory, ids};
 use parley_vault::KeyScope;
 use serde::Serialize;
+use uuid::Uuid;
 
 use crate::app::App;
 use crate::auth::{Caller, Role};
@@ -36,7 +39,7 @@ pub struct Erasure {
     pub conversations: usize,
     /// Messages whose content is now unreadable and out of search.
     pub messages: usize,
-    /// Stored media files deleted.
+    /// Stored media files deleted (as the message read model knew them).
     pub media_files: usize,
 }
 
@@ -89,32 +92,38 @@ impl App {
         // From here on nothing sealed for the contact opens again.
         self.sealer.vault().shred(&KeyScope::contact(tenant, wa_id)).await?;
 
-        let history = self.history_of(tenant, wa_id).await?;
+        // The contact's messages, from the conversation streams themselves:
+        // the read models may not have caught up with the latest ones yet.
+        let mut conversations = 0;
+        let mut messages: BTreeSet<Uuid> = BTreeSet::new();
+        for number in self.read_models.numbers(tenant).await? {
+            let stream = ids::conversation_stream(tenant, ids::conversation_id(tenant, &number.phone_number_id, wa_id));
+            let events = self.store.read_stream(&stream, 0).await?;
+            if events.is_empty() {
+                continue;
+            }
+            conversations += 1;
+            messages.extend(events.iter().filter_map(|e| e.data.get("message_id")?.as_str()?.parse::<Uuid>().ok()));
+            self.conversations.forget_cached(&stream);
+        }
         let mut media_files = 0;
-        for message in &history.messages {
-            if let Some(key) = message.media.as_ref().and_then(|m| m.blob_key.as_deref()) {
-                self.blobs.delete(key).await?;
+        for &message_id in &messages {
+            // An inbound file's key follows from its message; deleting a
+            // key that holds nothing is a no-op.
+            let stored = self.read_models.message(tenant, message_id).await?;
+            if stored.and_then(|m| m.media).is_some_and(|m| m.state == "stored") {
                 media_files += 1;
             }
-            self.messages.forget_cached(&ids::message_stream(tenant, message.id));
+            self.blobs.delete(&ids::inbound_media_blob_key(tenant, message_id)).await?;
+            self.messages.forget_cached(&ids::message_stream(tenant, message_id));
         }
-        let forget: Vec<SearchChange> = history
-            .messages
+        let forget: Vec<SearchChange> = messages
             .iter()
-            .map(|m| SearchChange::Forget { tenant_id: tenant.to_owned(), message_id: m.id })
+            .map(|&message_id| SearchChange::Forget { tenant_id: tenant.to_owned(), message_id })
             .collect();
         self.blinder.index().apply(&forget).await?;
-        for conversation in &history.conversations {
-            self.conversations.forget_cached(&ids::conversation_stream(tenant, conversation.id));
-        }
         self.contacts.forget_cached(&contact_stream);
-        tracing::info!(tenant, messages = history.messages.len(), media_files, "contact erased");
-        Ok(Erasure {
-            wa_id: wa_id.to_owned(),
-            erased_at: now,
-            conversations: history.conversations.len(),
-            messages: history.messages.len(),
-            media_files,
-        })
+        tracing::info!(tenant, messages = messages.len(), media_files, "contact erased");
+        Ok(Erasure { wa_id: wa_id.to_owned(), erased_at: now, conversations, messages: messages.len(), media_files })
     }
 }

@@ -26,6 +26,8 @@ pub struct Contact {
     pub marketing_stopped: Option<DateTime<Utc>>,
     /// When the marketing preference last changed, so a late report never overrides a newer one.
     marketing_changed: Option<DateTime<Utc>>,
+    /// When the contact was last erased (GDPR), until it is created again.
+    pub erased_at: Option<DateTime<Utc>>,
     /// Ordering key of the last opt change made by a message: (sent time,
     /// message id). An older keyword message, redelivered or late, never
     /// overrides a newer one.
@@ -47,9 +49,10 @@ impl Contact {
     pub fn evolve(mut self, event: &Event) -> Self {
         match event {
             // Nothing of the contact is kept; a later message starts a new one.
-            Event::ContactErased { .. } => self = Contact::default(),
+            Event::ContactErased { at, .. } => self = Contact { erased_at: Some(*at), ..Contact::default() },
             Event::ContactCreated { wa_id, name, at } => {
                 self.exists = true;
+                self.erased_at = None;
                 self.created_at = Some(*at);
                 self.wa_id = wa_id.clone();
                 self.name = name.clone();

@@ -151,10 +151,15 @@ pub fn upsert(
     }
 }
 
-/// GDPR erasure of an existing contact, asked for by `by`.
+/// GDPR erasure of an existing contact, asked for by `by`. Erasing an
+/// erased contact again records nothing (and lets a cleanup that was cut
+/// short run again).
 pub fn erase(state: &Contact, by: &str, now: DateTime<Utc>) -> Result<Vec<Event>, DirectoryError> {
     if !state.exists {
-        return Err(DirectoryError::NotFound);
+        return match state.erased_at {
+            Some(_) => Ok(Vec::new()),
+            None => Err(DirectoryError::NotFound),
+        };
     }
     Ok(vec![Event::ContactErased { at: now, by: by.to_owned() }])
 }
@@ -303,8 +308,11 @@ mod tests {
         assert_eq!(erased, vec![Event::ContactErased { at: t(2), by: "admin-1".into() }]);
         events.extend(erased);
         let gone = fold(&events);
-        assert_eq!(gone, Contact::default(), "no name, tags, attributes or opt state remain");
-        assert_eq!(erase(&gone, "admin-1", t(3)), Err(DirectoryError::NotFound), "erased once");
+        let mut expected = Contact::default();
+        expected.erased_at = Some(t(2));
+        assert_eq!(gone, expected, "nothing of the contact remains");
+        assert_eq!(erase(&gone, "admin-1", t(3)), Ok(vec![]), "erased once; asking again records nothing");
+        assert_eq!(erase(&Contact::default(), "admin-1", t(3)), Err(DirectoryError::NotFound));
         events.extend(create(&gone, "351912345678", ContactPatch::default(), t(4)).unwrap());
         assert!(fold(&events).exists, "the same number may become a contact again");
     }

@@ -226,7 +226,8 @@ pub async fn export(
 /// its name, attributes and every message's content read as null from now
 /// on; its directory entry, search terms and stored media files are removed.
 /// The events stay, unreadable. A later message from the same number starts
-/// a new contact.
+/// a new contact. Asking again for an erased contact answers the same way
+/// (and finishes a cleanup that was cut short); an unknown one is 404.
 #[utoipa::path(
     delete, path = "/v1/contacts/{wa_id}", tag = "contacts", params(("wa_id" = String, Path)),
     responses((status = 200, body = Erasure), (status = 403, body = Problem), (status = 404, body = Problem)),

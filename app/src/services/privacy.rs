@@ -14,6 +14,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use parley_domain::{directory, ids};
 use parley_vault::KeyScope;
 use serde::Serialize;
@@ -29,6 +30,10 @@ use crate::search::SearchChange;
 
 /// Messages read per page while gathering a contact's history.
 const PAGE: usize = 200;
+/// Messages cleaned up at once during an erasure.
+const CLEANUP_CONCURRENCY: usize = 16;
+/// Search entries dropped per index call during an erasure.
+const FORGET_CHUNK: usize = 25;
 
 /// What an erasure removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -77,7 +82,9 @@ impl App {
         Ok(history)
     }
 
-    /// Erases a contact of the caller's tenant (owners and admins).
+    /// Erases a contact of the caller's tenant (owners and admins). Asking
+    /// again for an erased contact records nothing new and runs the cleanup
+    /// again, so an erasure cut short (a timeout) can be finished.
     pub async fn erase_contact(&self, caller: &Caller, wa_id: &str) -> Result<Erasure, AppError> {
         caller.require(Role::Admin)?;
         if !directory::valid_wa_id(wa_id) {
@@ -106,22 +113,35 @@ impl App {
             messages.extend(events.iter().filter_map(|e| e.data.get("message_id")?.as_str()?.parse::<Uuid>().ok()));
             self.conversations.forget_cached(&stream);
         }
-        let mut media_files = 0;
-        for &message_id in &messages {
-            // An inbound file's key follows from its message; deleting a
-            // key that holds nothing is a no-op.
-            let stored = self.read_models.message(tenant, message_id).await?;
-            if stored.and_then(|m| m.media).is_some_and(|m| m.state == "stored") {
-                media_files += 1;
-            }
-            self.blobs.delete(&ids::inbound_media_blob_key(tenant, message_id)).await?;
-            self.messages.forget_cached(&ids::message_stream(tenant, message_id));
-        }
+        // Each message's cleanup is independent: run them side by side, so
+        // a long history fits in one API call.
+        let cleaned: Vec<bool> = stream::iter(messages.iter().copied())
+            .map(|message_id| async move {
+                let stored = self.read_models.message(tenant, message_id).await?;
+                // An inbound file's key follows from its message; deleting a
+                // key that holds nothing is a no-op.
+                self.blobs.delete(&ids::inbound_media_blob_key(tenant, message_id)).await?;
+                self.messages.forget_cached(&ids::message_stream(tenant, message_id));
+                Ok::<_, AppError>(stored.and_then(|m| m.media).is_some_and(|m| m.state == "stored"))
+            })
+            .buffer_unordered(CLEANUP_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let media_files = cleaned.iter().filter(|stored| **stored).count();
         let forget: Vec<SearchChange> = messages
             .iter()
             .map(|&message_id| SearchChange::Forget { tenant_id: tenant.to_owned(), message_id })
             .collect();
-        self.blinder.index().apply(&forget).await?;
+        let index = self.blinder.index().clone();
+        let chunks: Vec<Vec<SearchChange>> = forget.chunks(FORGET_CHUNK).map(<[SearchChange]>::to_vec).collect();
+        stream::iter(chunks)
+            .map(move |chunk| {
+                let index = index.clone();
+                async move { index.apply(&chunk).await }
+            })
+            .buffer_unordered(CLEANUP_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
         self.contacts.forget_cached(&contact_stream);
         tracing::info!(tenant, messages = messages.len(), media_files, "contact erased");
         Ok(Erasure { wa_id: wa_id.to_owned(), erased_at: now, conversations, messages: messages.len(), media_files })

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use common::*;
 use parley_app::auth::Role;
+use parley_domain::billing::Month;
 use parley_domain::ids;
 use parley_whatsapp::fake::StrictGraphFake;
 use serde_json::{json, Value};
@@ -85,6 +86,50 @@ async fn an_export_holds_everything_about_the_contact() {
     let photo = messages.as_array().unwrap().iter().find(|m| m["type"] == "image").expect("the photo");
     assert_eq!(photo["content"]["caption"], "My broken blender");
     assert_eq!(photo["media"]["state"], "stored");
+    server.stop().await;
+}
+
+/// Archived messages are part of the export, each once, also after their
+/// month is restored (and so both hot and in the archive).
+#[tokio::test]
+async fn an_export_includes_archived_messages_once() {
+    let (server, _fake, token, _) = setup().await;
+    let path = format!("/v1/contacts/{CUSTOMER}/export");
+    let cutoff = chrono::Utc::now() + chrono::Duration::hours(1);
+    let months = server.ops.archive_before(TENANT, cutoff, |_, _| async { Ok(()) }).await.unwrap();
+    assert_eq!(months.iter().map(|m| m.streams).sum::<usize>(), 3, "{months:?}");
+    assert_eq!(server.app.read_models.count_messages(TENANT).await.unwrap(), 0, "nothing left hot");
+
+    let mut later = fresh(fixture("inbound_text.json"));
+    let message = &mut later["entry"][0]["changes"][0]["value"]["messages"][0];
+    message["id"] = json!("wamid.LATER");
+    message["text"]["body"] = json!("Any news on the blender?");
+    // WhatsApp stamps whole seconds: a second later is surely after the reply.
+    message["timestamp"] = json!((chrono::Utc::now().timestamp() + 1).to_string());
+    assert_eq!(server.webhook(&later, APP_SECRET).await.0, StatusCode::OK);
+    server.settled().await;
+
+    let exported = |export: &Value| -> (Vec<Value>, usize) {
+        let messages = export["messages"].as_array().unwrap();
+        let ids: std::collections::BTreeSet<&str> = messages.iter().map(|m| m["id"].as_str().unwrap()).collect();
+        (bodies(&export["messages"]), ids.len())
+    };
+    let (status, export) = server.get(&token, &path).await;
+    assert_eq!(status, StatusCode::OK, "{export}");
+    let (said, distinct) = exported(&export);
+    assert_eq!((said.len(), distinct), (4, 4), "three archived and one hot: {export}");
+    assert_eq!(said.last(), Some(&json!("Any news on the blender?")), "oldest first");
+    assert!(said.contains(&json!("Sorry about the blender, Sheena")), "archived content is opened: {said:?}");
+    let photo = export["messages"].as_array().unwrap().iter().find(|m| m["type"] == "image").expect("the photo");
+    assert_eq!(photo["content"]["caption"], "My broken blender");
+
+    for month in &months {
+        server.ops.restore_month(TENANT, Month::parse(&month.month).unwrap()).await.unwrap();
+    }
+    assert_eq!(server.app.read_models.count_messages(TENANT).await.unwrap(), 4, "all hot again");
+    let (_, export) = server.get(&token, &path).await;
+    assert_eq!(exported(&export).1, 4, "each message once: {export}");
+    assert_eq!(exported(&export).0.len(), 4);
     server.stop().await;
 }
 

@@ -196,8 +196,8 @@ pub struct ContactExport {
 }
 
 /// Export everything held about a contact (GDPR, owners and admins): the
-/// directory entry, the conversations and every message in the hot store.
-/// Archived months are read back with `POST /v1/messages/export`.
+/// directory entry, the conversations and every message, archived ones
+/// included.
 #[utoipa::path(
     get, path = "/v1/contacts/{wa_id}/export", tag = "contacts", params(("wa_id" = String, Path)),
     responses((status = 200, body = ContactExport), (status = 403, body = Problem), (status = 404, body = Problem)),

@@ -38,6 +38,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::app::App;
 use crate::error::AppError;
 use crate::identity::service::tenant_stream;
 use crate::ops::Ops;
@@ -132,6 +133,54 @@ fn from_json_lines<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, AppError
 fn message_id(stream_id: &str) -> Option<Uuid> {
     let (_, rest) = stream_id.split_once("/message/")?;
     rest.parse().ok()
+}
+
+impl App {
+    /// The values of an archive blob (none when it does not exist).
+    pub async fn read_archive<T: DeserializeOwned>(&self, key: &str) -> Result<Vec<T>, AppError> {
+        match self.blobs.get(key).await.map_err(AppError::internal)? {
+            Some(blob) => from_json_lines(&blob.bytes),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The months of a tenant that have archives, oldest first.
+    pub async fn archived_months(&self, tenant_id: &str) -> Result<Vec<Month>, AppError> {
+        let prefix = format!("archive/{tenant_id}/");
+        let mut months: Vec<Month> = self
+            .blobs
+            .list(&prefix)
+            .await
+            .map_err(AppError::internal)?
+            .iter()
+            .filter_map(|key| key.strip_prefix(&prefix)?.strip_suffix("/messages.jsonl.gz"))
+            .filter_map(Month::parse)
+            .collect();
+        months.sort();
+        months.dedup();
+        Ok(months)
+    }
+
+    /// The archived message rows of a tenant created in `[from, to)` (either
+    /// bound open) that `keep` accepts, as the read model held them. Months
+    /// are read one at a time, so only the kept rows are held at once.
+    pub async fn archived_messages(
+        &self,
+        tenant_id: &str,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        keep: impl Fn(&MessageView) -> bool,
+    ) -> Result<Vec<MessageView>, AppError> {
+        let mut rows = Vec::new();
+        for month in self.archived_months(tenant_id).await? {
+            let overlaps = from.is_none_or(|f| month.next().start() > f) && to.is_none_or(|t| month.start() < t);
+            if overlaps {
+                let archived: Vec<ArchivedMessage> = self.read_archive(&messages_key(tenant_id, month)).await?;
+                rows.extend(archived.into_iter().filter(|m| keep(m)));
+            }
+        }
+        Ok(rows)
+    }
 }
 
 impl Ops {
@@ -284,7 +333,7 @@ impl Ops {
         if fresh.is_empty() {
             return Ok(());
         }
-        let mut values: Vec<T> = self.read_archive(key).await?;
+        let mut values: Vec<T> = self.app.read_archive(key).await?;
         let mut seen: HashMap<K, ()> = values.iter().map(|v| (id(v), ())).collect();
         let before = values.len();
         for value in fresh {
@@ -299,55 +348,10 @@ impl Ops {
         self.app.blobs.put(key, to_json_lines(&values)?, JSON_LINES_GZ).await.map_err(AppError::internal)
     }
 
-    /// The values of an archive blob (none when it does not exist).
-    pub async fn read_archive<T: DeserializeOwned>(&self, key: &str) -> Result<Vec<T>, AppError> {
-        match self.app.blobs.get(key).await.map_err(AppError::internal)? {
-            Some(blob) => from_json_lines(&blob.bytes),
-            None => Ok(Vec::new()),
-        }
-    }
-
-    /// The months of a tenant that have archives, oldest first.
-    pub async fn archived_months(&self, tenant_id: &str) -> Result<Vec<Month>, AppError> {
-        let prefix = format!("archive/{tenant_id}/");
-        let mut months: Vec<Month> = self
-            .app
-            .blobs
-            .list(&prefix)
-            .await
-            .map_err(AppError::internal)?
-            .iter()
-            .filter_map(|key| key.strip_prefix(&prefix)?.strip_suffix("/messages.jsonl.gz"))
-            .filter_map(Month::parse)
-            .collect();
-        months.sort();
-        months.dedup();
-        Ok(months)
-    }
-
-    /// The archived message rows of a tenant created in `[from, to)` (either
-    /// bound open), as the read model held them.
-    pub async fn archived_messages(
-        &self,
-        tenant_id: &str,
-        from: Option<DateTime<Utc>>,
-        to: Option<DateTime<Utc>>,
-    ) -> Result<Vec<MessageView>, AppError> {
-        let mut rows = Vec::new();
-        for month in self.archived_months(tenant_id).await? {
-            let overlaps = from.is_none_or(|f| month.next().start() > f) && to.is_none_or(|t| month.start() < t);
-            if overlaps {
-                let archived: Vec<ArchivedMessage> = self.read_archive(&messages_key(tenant_id, month)).await?;
-                rows.extend(archived);
-            }
-        }
-        Ok(rows)
-    }
-
     /// Brings an archived month back into the hot store and the message
     /// read model. Idempotent: what is already hot is left as it is.
     pub async fn restore_month(&self, tenant_id: &str, month: Month) -> Result<Restored, AppError> {
-        let events: Vec<RecordedEvent> = self.read_archive(&events_key(tenant_id, month)).await?;
+        let events: Vec<RecordedEvent> = self.app.read_archive(&events_key(tenant_id, month)).await?;
         if let Some(foreign) = events.iter().find(|e| e.tenant_id != tenant_id) {
             return Err(AppError::internal(format!(
                 "archive of {tenant_id} for {month} holds an event of another tenant ({})",

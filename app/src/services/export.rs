@@ -147,8 +147,10 @@ impl Ops {
                 None => break,
             }
         }
-        let mut archived = self.archived_messages(tenant_id, filter.from, filter.to).await?;
-        archived.retain(|m| filter.matches(m) && !written.contains(&m.id));
+        let mut archived = self
+            .app
+            .archived_messages(tenant_id, filter.from, filter.to, |m| filter.matches(m) && !written.contains(&m.id))
+            .await?;
         archived.sort_by_key(|m| std::cmp::Reverse((m.created_at, m.id)));
         for m in &archived {
             let content = self.app.sealer.open_value(&m.content).await?;

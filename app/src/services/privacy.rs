@@ -48,7 +48,8 @@ pub struct Erasure {
     pub media_files: usize,
 }
 
-/// A contact's conversations and messages (hot store), oldest message first.
+/// A contact's conversations and messages (hot and archived), oldest
+/// message first.
 pub struct ContactHistory {
     pub conversations: Vec<ConversationView>,
     pub messages: Vec<MessageView>,
@@ -56,7 +57,7 @@ pub struct ContactHistory {
 
 impl App {
     /// Every conversation of the contact with the tenant's numbers, and
-    /// their messages, oldest first.
+    /// their messages, hot and archived, oldest first.
     pub async fn contact_history(&self, caller: &Caller, wa_id: &str) -> Result<ContactHistory, AppError> {
         caller.require(Role::Admin)?;
         self.history_of(&caller.tenant_id, wa_id).await
@@ -78,6 +79,16 @@ impl App {
                 }
             }
         }
+        // Archived months hold the rest; a restored month is in both, and
+        // its hot row is the one that counts.
+        let conversations: BTreeSet<Uuid> = history.conversations.iter().map(|c| c.id).collect();
+        let hot: BTreeSet<Uuid> = history.messages.iter().map(|m| m.id).collect();
+        let archived = self
+            .archived_messages(tenant, None, None, |m| {
+                conversations.contains(&m.conversation_id) && !hot.contains(&m.id)
+            })
+            .await?;
+        history.messages.extend(archived);
         history.messages.sort_by_key(|m| (m.created_at, m.id));
         Ok(history)
     }

@@ -27,14 +27,8 @@ resource "aws_apigatewayv2_stage" "this" {
 
   access_log_settings {
     destination_arn = aws_cloudwatch_log_group.access.arn
-    format = jsonencode({
-      requestId = "$context.requestId"
-      ip        = "$context.identity.sourceIp"
-      method    = "$context.httpMethod"
-      path      = "$context.path"
-      status    = "$context.status"
-      latency   = "$context.responseLatency"
-    })
+    # The template's format, verbatim (jsonencode would reorder the keys).
+    format = "{\"requestId\":\"$context.requestId\",\"ip\":\"$context.identity.sourceIp\",\"method\":\"$context.httpMethod\",\"path\":\"$context.path\",\"status\":\"$context.status\",\"latency\":\"$context.responseLatency\"}"
   }
 
   default_route_settings {

@@ -212,7 +212,7 @@ def same(a, b):
 # ---------------------------------------------------------------- the two sides
 
 
-def template_functions(template):
+def template_functions(template, problems):
     parameters = template.get("Parameters", {})
     defaults = template.get("Globals", {}).get("Function", {})
     shared_env = set(defaults.get("Environment", {}).get("Variables", {}))
@@ -223,6 +223,8 @@ def template_functions(template):
         props = resource.get("Properties", {})
         own_env = props.get("Environment", {}).get("Variables", {})
         handler = own_env.get("PARLEY_HANDLER", logical_id)
+        if handler in functions:
+            problems.append(f"template {logical_id}: PARLEY_HANDLER {handler} is also {functions[handler]['where']}'s")
         grants = set()
         for policy in props.get("Policies", []) or []:
             if not isinstance(policy, dict):
@@ -291,6 +293,8 @@ def terraform_functions(stack, function_module, problems):
         else:
             problems.append(f"{where}: shared_environment is not a map in the stack's locals")
         handler = plain(own_env.get("PARLEY_HANDLER", module_name))
+        if handler in functions:
+            problems.append(f"{where}: PARLEY_HANDLER {handler} is also {functions[handler]['where']}'s")
         module_handler[module_name] = handler
         grants = set()
         for statement in body.get("statements", []) or []:
@@ -366,7 +370,7 @@ def attach_schedules(modules, variables, module_handler, functions, problems):
 
 
 def compare_functions(template, stack, function_module, problems):
-    cfn = template_functions(template)
+    cfn = template_functions(template, problems)
     tf = terraform_functions(stack, function_module, problems)
     for handler in sorted(set(cfn) - set(tf)):
         problems.append(f"function {handler} ({cfn[handler]['where']}): missing in terraform")
@@ -510,7 +514,15 @@ def compare_named(kind, cfn, tf, problems):
     for name in sorted(set(cfn) & set(tf)):
         a, b = cfn[name], tf[name]
         for field in a:
-            if field != "where" and normalise(a[field]) != normalise(b[field]):
+            if field == "where" or normalise(a[field]) == normalise(b[field]):
+                continue
+            if isinstance(a[field], dict) and isinstance(b[field], dict):
+                # Attributes and indexes: name the one that differs.
+                for key in sorted(set(a[field]) | set(b[field])):
+                    left, right = a[field].get(key), b[field].get(key)
+                    if normalise(left) != normalise(right):
+                        problems.append(f"{kind} {name}: {field} {key} is {left!r} in the template, {right!r} in terraform")
+            else:
                 problems.append(f"{kind} {name}: {field} is {a[field]!r} in the template, {b[field]!r} in terraform")
 
 

@@ -56,7 +56,7 @@ MUTATIONS = [
         "infrastructure/modules/data/dynamodb.tf",
         'name            = "gsi3"',
         'name            = "gsi5"',
-        "table parley-${stage}-read-models: gsis",
+        "table parley-${stage}-read-models: gsis gsi3 is",
     ),
     (
         "a queue renamed",

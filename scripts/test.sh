@@ -64,8 +64,9 @@ if [ -d infrastructure ]; then
     step "terraform fmt -check"
     terraform fmt -check -recursive infrastructure
     # Providers cannot be downloaded here; where a local copy of the AWS
-    # provider exists, each stage root is also validated (in a scratch copy,
-    # so no .terraform/ or lock file lands in the tree).
+    # provider exists, each stage root is also validated and the stack is
+    # planned in tests (in a scratch copy, so no .terraform/ or lock file
+    # lands in the tree).
     TF_PLUGIN_DIR=${PARLEY_TF_PLUGIN_DIR:-/opt/tf-plugins}
     if [ -d "$TF_PLUGIN_DIR/registry.terraform.io/hashicorp/aws" ]; then
       TF_SCRATCH=$(mktemp -d)
@@ -75,9 +76,13 @@ if [ -d infrastructure ]; then
         (cd "$stage" && terraform init -input=false -backend=false -plugin-dir="$TF_PLUGIN_DIR" >/dev/null \
           && terraform validate -no-color)
       done
+      step "terraform test (the stack planned against a mocked AWS provider)"
+      (cd "$TF_SCRATCH/infrastructure/modules/stack" \
+        && terraform init -input=false -backend=false -plugin-dir="$TF_PLUGIN_DIR" >/dev/null \
+        && terraform test -no-color)
       rm -rf "$TF_SCRATCH"
     else
-      echo "no local AWS provider in $TF_PLUGIN_DIR: terraform validate skipped" >&2
+      echo "no local AWS provider in $TF_PLUGIN_DIR: terraform validate and test skipped" >&2
     fi
     step "infrastructure/ and template.yaml describe the same stack"
     "$VENV/bin/python" scripts/check_infrastructure.py template.yaml infrastructure

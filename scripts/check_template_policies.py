@@ -13,28 +13,7 @@ Usage: check_template_policies.py template.yaml
 
 import sys
 
-import yaml
-
-
-class CloudFormationLoader(yaml.SafeLoader):
-    """Reads the intrinsic-function tags (!GetAtt, !Sub, ...) as plain data."""
-
-
-def _tagged(loader, tag, node):
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {tag: value}
-
-
-CloudFormationLoader.add_multi_constructor("!", _tagged)
-
-
-def as_list(value):
-    return value if isinstance(value, list) else [value]
+from cfn_yaml import as_list, load_template
 
 
 def grants(statements):
@@ -48,8 +27,7 @@ def grants(statements):
 
 
 def main(path):
-    with open(path, encoding="utf-8") as f:
-        template = yaml.load(f, Loader=CloudFormationLoader)
+    template = load_template(path)
     problems = []
     for name, resource in template.get("Resources", {}).items():
         if resource.get("Type") != "AWS::Serverless::Function":

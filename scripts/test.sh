@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs every check Parley has, on a fresh machine or a warm one:
 #   - installs what the tests need that is missing (a Python venv with the
-#     moto AWS emulator and cfn-lint, under .venv/),
+#     moto AWS emulator, cfn-lint and python-hcl2, under .venv/),
 #   - starts moto on a free loopback port and points PARLEY_AWS_ENDPOINT at it,
 #   - formats-checks and lints the Rust code, runs the whole test suite,
-#   - lints template.yaml and formats-checks the Terraform in infrastructure/,
+#   - lints template.yaml, formats-checks the Terraform in infrastructure/
+#     and checks that the two still describe the same stack,
 #   - stops what it started. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +15,9 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # ---- tools -----------------------------------------------------------------
 VENV=$ROOT/.venv
-PY_REQUIREMENTS="moto[server]==5.2.5 cfn-lint==1.58.0"
-if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/cfn-lint" ]; then
+PY_REQUIREMENTS="moto[server]==5.2.5 cfn-lint==1.58.0 python-hcl2==8.1.4"
+if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/cfn-lint" ] \
+  || ! "$VENV/bin/python" -c 'import hcl2' 2>/dev/null; then
   step "installing test tools into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check $PY_REQUIREMENTS
@@ -61,6 +63,30 @@ if [ -d infrastructure ]; then
   if command -v terraform >/dev/null 2>&1; then
     step "terraform fmt -check"
     terraform fmt -check -recursive infrastructure
+    # Providers cannot be downloaded here; where a local copy of the AWS
+    # provider exists, each stage root is also validated and the stack is
+    # planned in tests (in a scratch copy, so no .terraform/ or lock file
+    # lands in the tree).
+    TF_PLUGIN_DIR=${PARLEY_TF_PLUGIN_DIR:-/opt/tf-plugins}
+    if [ -d "$TF_PLUGIN_DIR/registry.terraform.io/hashicorp/aws" ]; then
+      TF_SCRATCH=$(mktemp -d)
+      cp -r infrastructure "$TF_SCRATCH/"
+      for stage in "$TF_SCRATCH"/infrastructure/stages/*/; do
+        step "terraform validate $(basename "$stage")"
+        (cd "$stage" && terraform init -input=false -backend=false -plugin-dir="$TF_PLUGIN_DIR" >/dev/null \
+          && terraform validate -no-color)
+      done
+      step "terraform test (the stack planned against a mocked AWS provider)"
+      (cd "$TF_SCRATCH/infrastructure/modules/stack" \
+        && terraform init -input=false -backend=false -plugin-dir="$TF_PLUGIN_DIR" >/dev/null \
+        && terraform test -no-color)
+      rm -rf "$TF_SCRATCH"
+    else
+      echo "no local AWS provider in $TF_PLUGIN_DIR: terraform validate and test skipped" >&2
+    fi
+    step "infrastructure/ and template.yaml describe the same stack"
+    "$VENV/bin/python" scripts/check_infrastructure.py template.yaml infrastructure
+    "$VENV/bin/python" scripts/check_infrastructure_selftest.py template.yaml infrastructure
   else
     echo "terraform is not installed: infrastructure/ formatting not checked" >&2
     exit 1

@@ -1,0 +1,4 @@
+variable "stage" {
+  description = "Deployment stage; every resource name carries it."
+  type        = string
+}

@@ -1,0 +1,13 @@
+module "parley" {
+  source = "../../modules/stack"
+
+  stage                  = "dev"
+  log_retention_days     = 14
+  window_closer_schedule = "rate(5 minutes)"
+  artifacts_dir          = "${path.root}/../../../target/lambda"
+
+  stripe_secret_key     = var.stripe_secret_key
+  stripe_webhook_secret = var.stripe_webhook_secret
+  mail_from             = var.mail_from
+  alarm_topic_arn       = var.alarm_topic_arn
+}

@@ -298,6 +298,7 @@ def terraform_functions(stack, function_module, problems):
         module_handler[module_name] = handler
         grants = set()
         for statement in body.get("statements", []) or []:
+            statement = shared_statement(locals_, statement, problems, where)
             conditions = tf_conditions(statement)
             for action in statement.get("actions", []):
                 for res in statement.get("resources", []):
@@ -329,6 +330,21 @@ def terraform_functions(stack, function_module, problems):
     attach_routes(modules, module_handler, functions, problems)
     attach_schedules(modules, variables, module_handler, functions, problems)
     return functions
+
+
+def shared_statement(locals_, statement, problems, where):
+    """A statement given as a reference to a shared one (local.grant.x), resolved."""
+    ref = reference(statement)
+    if ref is None:
+        return statement
+    value = locals_
+    path = ref.split(".")
+    for key in path[1:] if path[0] == "local" else [None]:
+        value = value.get(key) if isinstance(value, dict) and key is not None else None
+    if not isinstance(value, dict):
+        problems.append(f"{where}: statement {ref} is not a statement in the stack's locals")
+        return {}
+    return value
 
 
 def referenced_module(expression):

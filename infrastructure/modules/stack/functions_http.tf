@@ -15,10 +15,7 @@ module "messages_api" {
   }
 
   statements = [
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:TransactWriteItems"]
-      resources = [module.data.events_table_arn]
-    },
+    local.grant.event_store,
     # Search checks a query's further words by key, in batches.
     {
       actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"]
@@ -28,15 +25,9 @@ module "messages_api" {
       actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
       resources = [module.data.idempotency_table_arn]
     },
-    {
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [module.data.data_key_arn]
-    },
+    local.grant.data_key,
     # Data keys: read (wrapped) to open personal data, created on first seal of a scope.
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
-      resources = [module.data.keys_table_arn]
-    },
+    local.grant.keys_table,
     {
       actions   = ["s3:GetObject", "s3:PutObject"]
       resources = ["${module.data.blob_bucket_arn}/*"]
@@ -62,14 +53,8 @@ module "api" {
   }
 
   statements = [
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:TransactWriteItems"]
-      resources = [module.data.events_table_arn]
-    },
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query"]
-      resources = [module.data.read_models_table_arn, "${module.data.read_models_table_arn}/index/*"]
-    },
+    local.grant.event_store,
+    local.grant.read_models,
     # GDPR erasure drops the contact's messages from the search index.
     {
       actions   = ["dynamodb:BatchWriteItem"]
@@ -79,10 +64,7 @@ module "api" {
       actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
       resources = [module.data.idempotency_table_arn]
     },
-    {
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [module.data.data_key_arn]
-    },
+    local.grant.data_key,
     # Data keys: read (wrapped) to open personal data, created on first
     # seal of a scope, destroyed by a GDPR erasure (crypto-shredding).
     {
@@ -119,10 +101,7 @@ module "api" {
       ]
       resources = [module.identity.user_pool_arn]
     },
-    {
-      actions   = ["ses:SendEmail"]
-      resources = ["*"]
-    },
+    local.grant.send_mail,
   ]
 }
 
@@ -142,10 +121,7 @@ module "public_api" {
   }
 
   statements = [
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:TransactWriteItems"]
-      resources = [module.data.events_table_arn]
-    },
+    local.grant.event_store,
     {
       actions = [
         "cognito-idp:SignUp",
@@ -171,10 +147,7 @@ module "public_api" {
       ]
       resources = [module.identity.user_pool_arn]
     },
-    {
-      actions   = ["ses:SendEmail"]
-      resources = ["*"]
-    },
+    local.grant.send_mail,
   ]
 }
 
@@ -195,22 +168,10 @@ module "webhooks" {
   }
 
   statements = [
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:TransactWriteItems"]
-      resources = [module.data.events_table_arn]
-    },
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query"]
-      resources = [module.data.read_models_table_arn, "${module.data.read_models_table_arn}/index/*"]
-    },
-    {
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [module.data.data_key_arn]
-    },
+    local.grant.event_store,
+    local.grant.read_models,
+    local.grant.data_key,
     # Data keys: read (wrapped) to open personal data, created on first seal of a scope.
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
-      resources = [module.data.keys_table_arn]
-    },
+    local.grant.keys_table,
   ]
 }

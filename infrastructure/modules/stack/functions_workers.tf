@@ -31,14 +31,8 @@ module "projector" {
     # Template sends are counted by name and messages are indexed for
     # search by their words: both are sealed in the events. A tenant's
     # first indexed message creates its search key, sealed with a data key.
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
-      resources = [module.data.keys_table_arn]
-    },
-    {
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [module.data.data_key_arn]
-    },
+    local.grant.keys_table,
+    local.grant.data_key,
   ]
 
   stream_source = {
@@ -108,10 +102,7 @@ module "sender" {
   }
 
   statements = [
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:TransactWriteItems"]
-      resources = [module.data.events_table_arn]
-    },
+    local.grant.event_store,
     {
       actions   = ["sqs:SendMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
       resources = [module.messaging.outbound_queue_arn]
@@ -156,10 +147,7 @@ module "window_closer" {
   }
 
   statements = [
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:TransactWriteItems"]
-      resources = [module.data.events_table_arn]
-    },
+    local.grant.event_store,
     {
       actions   = ["dynamodb:Query"]
       resources = [module.data.read_models_table_arn, "${module.data.read_models_table_arn}/index/*"]
@@ -185,24 +173,12 @@ module "job_runner" {
   }
 
   statements = [
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:TransactWriteItems"]
-      resources = [module.data.events_table_arn]
-    },
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query"]
-      resources = [module.data.read_models_table_arn, "${module.data.read_models_table_arn}/index/*"]
-    },
+    local.grant.event_store,
+    local.grant.read_models,
     # Restored messages are indexed for search again, which may
     # create the tenant's search key.
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
-      resources = [module.data.keys_table_arn]
-    },
-    {
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [module.data.data_key_arn]
-    },
+    local.grant.keys_table,
+    local.grant.data_key,
     {
       actions   = ["s3:PutObject", "s3:GetObject"]
       resources = ["${module.data.blob_bucket_arn}/exports/*", "${module.data.blob_bucket_arn}/archive/*"]
@@ -227,10 +203,7 @@ module "job_runner" {
       actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
       resources = [module.messaging.jobs_queue_arn]
     },
-    {
-      actions   = ["ses:SendEmail"]
-      resources = ["*"]
-    },
+    local.grant.send_mail,
   ]
 
   queue_source = {
@@ -259,31 +232,16 @@ module "invoicer" {
   }
 
   statements = [
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:TransactWriteItems"]
-      resources = [module.data.events_table_arn]
-    },
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query"]
-      resources = [module.data.read_models_table_arn, "${module.data.read_models_table_arn}/index/*"]
-    },
-    {
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [module.data.data_key_arn]
-    },
+    local.grant.event_store,
+    local.grant.read_models,
+    local.grant.data_key,
     # Data keys: read (wrapped) to open personal data, created on first seal of a scope.
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
-      resources = [module.data.keys_table_arn]
-    },
+    local.grant.keys_table,
     {
       actions   = ["s3:PutObject", "s3:GetObject"]
       resources = ["${module.data.blob_bucket_arn}/invoices/*"]
     },
-    {
-      actions   = ["ses:SendEmail"]
-      resources = ["*"]
-    },
+    local.grant.send_mail,
   ]
 }
 
@@ -305,18 +263,9 @@ module "dunning" {
   }
 
   statements = [
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:TransactWriteItems"]
-      resources = [module.data.events_table_arn]
-    },
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query"]
-      resources = [module.data.read_models_table_arn, "${module.data.read_models_table_arn}/index/*"]
-    },
-    {
-      actions   = ["ses:SendEmail"]
-      resources = ["*"]
-    },
+    local.grant.event_store,
+    local.grant.read_models,
+    local.grant.send_mail,
   ]
 }
 
@@ -336,18 +285,9 @@ module "usage_notices" {
   }
 
   statements = [
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:TransactWriteItems"]
-      resources = [module.data.events_table_arn]
-    },
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query"]
-      resources = [module.data.read_models_table_arn, "${module.data.read_models_table_arn}/index/*"]
-    },
-    {
-      actions   = ["ses:SendEmail"]
-      resources = ["*"]
-    },
+    local.grant.event_store,
+    local.grant.read_models,
+    local.grant.send_mail,
   ]
 }
 
@@ -367,14 +307,8 @@ module "archiver" {
   }
 
   statements = [
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:TransactWriteItems"]
-      resources = [module.data.events_table_arn]
-    },
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query"]
-      resources = [module.data.read_models_table_arn, "${module.data.read_models_table_arn}/index/*"]
-    },
+    local.grant.event_store,
+    local.grant.read_models,
   ]
 }
 
@@ -394,22 +328,10 @@ module "message_cleanup" {
   }
 
   statements = [
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:TransactWriteItems"]
-      resources = [module.data.events_table_arn]
-    },
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query"]
-      resources = [module.data.read_models_table_arn, "${module.data.read_models_table_arn}/index/*"]
-    },
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
-      resources = [module.data.keys_table_arn]
-    },
-    {
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [module.data.data_key_arn]
-    },
+    local.grant.event_store,
+    local.grant.read_models,
+    local.grant.keys_table,
+    local.grant.data_key,
   ]
 }
 
@@ -429,21 +351,9 @@ module "template_poller" {
   }
 
   statements = [
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:TransactWriteItems"]
-      resources = [module.data.events_table_arn]
-    },
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:Query"]
-      resources = [module.data.read_models_table_arn, "${module.data.read_models_table_arn}/index/*"]
-    },
-    {
-      actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
-      resources = [module.data.keys_table_arn]
-    },
-    {
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [module.data.data_key_arn]
-    },
+    local.grant.event_store,
+    local.grant.read_models,
+    local.grant.keys_table,
+    local.grant.data_key,
   ]
 }

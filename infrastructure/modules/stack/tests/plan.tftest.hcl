@@ -129,3 +129,55 @@ run "a_scheduled_function" {
     error_message = "a scheduled function has no event source mapping"
   }
 }
+
+run "alarms_notify_the_topic_when_one_is_given" {
+  command = plan
+
+  module {
+    source = "../alarms"
+  }
+
+  variables {
+    stage                           = "prod"
+    alarm_topic_arn                 = "arn:aws:sns:eu-west-1:123456789012:parley-alarms"
+    outbound_dead_letter_queue_name = "parley-prod-outbound-dlq"
+    jobs_dead_letter_queue_name     = "parley-prod-jobs-dlq"
+    projector_function_name         = "parley-prod-projector"
+    reactor_function_name           = "parley-prod-reactor"
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.dead_letters) + length(aws_cloudwatch_metric_alarm.iterator_age) == 4
+    error_message = "two dead-letter queues and two stream consumers are watched"
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.dead_letters["outbound-dead-letters"].dimensions.QueueName == "parley-prod-outbound-dlq"
+    error_message = "the outbound alarm watches the outbound dead-letter queue"
+  }
+  assert {
+    condition     = alltrue([for a in values(aws_cloudwatch_metric_alarm.iterator_age) : a.alarm_actions == toset(["arn:aws:sns:eu-west-1:123456789012:parley-alarms"])])
+    error_message = "alarms notify the topic"
+  }
+}
+
+run "alarms_without_a_topic_only_show_in_the_console" {
+  command = plan
+
+  module {
+    source = "../alarms"
+  }
+
+  variables {
+    stage                           = "dev"
+    alarm_topic_arn                 = ""
+    outbound_dead_letter_queue_name = "parley-dev-outbound-dlq"
+    jobs_dead_letter_queue_name     = "parley-dev-jobs-dlq"
+    projector_function_name         = "parley-dev-projector"
+    reactor_function_name           = "parley-dev-reactor"
+  }
+
+  assert {
+    condition     = alltrue([for a in values(aws_cloudwatch_metric_alarm.dead_letters) : length(a.alarm_actions) == 0])
+    error_message = "no topic, no alarm actions"
+  }
+}

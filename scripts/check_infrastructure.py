@@ -388,11 +388,7 @@ def attach_schedules(modules, variables, module_handler, functions, problems):
 def compare_functions(template, stack, function_module, problems):
     cfn = template_functions(template, problems)
     tf = terraform_functions(stack, function_module, problems)
-    for handler in sorted(set(cfn) - set(tf)):
-        problems.append(f"function {handler} ({cfn[handler]['where']}): missing in terraform")
-    for handler in sorted(set(tf) - set(cfn)):
-        problems.append(f"function {handler} ({tf[handler]['where']}): missing in template.yaml")
-    for handler in sorted(set(cfn) & set(tf)):
+    for handler in on_both_sides("function", cfn, tf, problems):
         a, b = cfn[handler], tf[handler]
         label = f"function {handler} ({a['where']} / {b['where']})"
         for field in ("name", "binary", "memory", "timeout"):
@@ -522,12 +518,17 @@ def compare_queues(template, messaging, problems):
     compare_named("queue", cfn_queues, tf_queues, problems)
 
 
-def compare_named(kind, cfn, tf, problems):
+def on_both_sides(kind, cfn, tf, problems):
+    """The names both sides have, in order; a name on one side only is a problem."""
     for name in sorted(set(cfn) - set(tf)):
         problems.append(f"{kind} {name} ({cfn[name]['where']}): missing in terraform")
     for name in sorted(set(tf) - set(cfn)):
         problems.append(f"{kind} {name} ({tf[name]['where']}): missing in template.yaml")
-    for name in sorted(set(cfn) & set(tf)):
+    return sorted(set(cfn) & set(tf))
+
+
+def compare_named(kind, cfn, tf, problems):
+    for name in on_both_sides(kind, cfn, tf, problems):
         a, b = cfn[name], tf[name]
         for field in a:
             if field == "where" or normalise(a[field]) == normalise(b[field]):

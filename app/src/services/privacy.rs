@@ -80,15 +80,18 @@ impl App {
             }
         }
         // Archived months hold the rest; a restored month is in both, and
-        // its hot row is the one that counts.
-        let conversations: BTreeSet<Uuid> = history.conversations.iter().map(|c| c.id).collect();
-        let hot: BTreeSet<Uuid> = history.messages.iter().map(|m| m.id).collect();
-        let archived = self
-            .archived_messages(tenant, None, None, |m| {
-                conversations.contains(&m.conversation_id) && !hot.contains(&m.id)
-            })
-            .await?;
-        history.messages.extend(archived);
+        // its hot row is the one that counts. Without a conversation there
+        // is nothing of the contact's in them, so they are not read.
+        if !history.conversations.is_empty() {
+            let conversations: BTreeSet<Uuid> = history.conversations.iter().map(|c| c.id).collect();
+            let hot: BTreeSet<Uuid> = history.messages.iter().map(|m| m.id).collect();
+            let archived = self
+                .archived_messages(tenant, None, None, |m| {
+                    conversations.contains(&m.conversation_id) && !hot.contains(&m.id)
+                })
+                .await?;
+            history.messages.extend(archived);
+        }
         history.messages.sort_by_key(|m| (m.created_at, m.id));
         Ok(history)
     }

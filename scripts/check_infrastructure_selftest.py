@@ -24,6 +24,13 @@ MUTATIONS = [
         "sqs:ChangeMessageVisibility on OutboundQueue only in template.yaml",
     ),
     (
+        "an action dropped from a statement functions share",
+        "infrastructure/modules/stack/grants.tf",
+        '"dynamodb:PutItem", "dynamodb:TransactWriteItems"]',
+        '"dynamodb:PutItem"]',
+        "dynamodb:TransactWriteItems on EventsTable only in template.yaml",
+    ),
+    (
         "a grant widened to another resource",
         "infrastructure/modules/stack/functions_http.tf",
         'resources = ["${module.data.blob_bucket_arn}/*/media/inbound/*"]',
@@ -45,7 +52,7 @@ MUTATIONS = [
         "function message-cleanup",
     ),
     (
-        "a stream batch size changed",
+        "a stream parallelization factor changed",
         "infrastructure/modules/stack/functions_workers.tf",
         "parallelization_factor             = 4",
         "parallelization_factor             = 2",
